@@ -1,0 +1,930 @@
+"""The System: a long-running part with a declared lifecycle, hooks and subsystems.
+
+State lives on the instance (``_state``); the class holds the compiled lifecycle.
+A system with subsystems does not choose its state: it derives it from per-state
+counts of its children, its own hooks counting as one more child (its "own part").
+Everything here runs on one asyncio loop, the single writer of all state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import traceback
+import typing
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, ClassVar, Final
+
+import attrs
+
+from ._events import LOGGER, Event
+from ._hierarchy import FAIL_FAST, DerivationPolicy
+from ._lifecycle import DEFAULT_LIFECYCLE, Lifecycle, Route
+from .exceptions import ConfigError, DefinitionError, StatesysError, TransitionNotAllowed
+from .runtime._runner import EXECUTORS, Runner, make_runner
+
+__all__ = ["Restart", "System", "run"]
+
+_EMPTY: Final[Mapping[str, Any]] = {}
+_HOOKS: Final = ("prepare", "main", "shutdown", "teardown")
+#: Triggers the runtime itself fires; a lifecycle attached to a System must have them.
+_RUNTIME_TRIGGERS: Final = ("activate", "start", "complete", "terminate")
+_INFO: Final = logging.INFO
+
+
+@attrs.frozen
+class Restart:
+    """Restart policy for a failing main, as OTP's intensity/period.
+
+    At most `limit` restarts within `within` seconds; the n-th consecutive restart
+    waits ``min(backoff * 2**(n-1), max_backoff)`` seconds.  Past the limit the
+    system is terminated with the last failure as its cause.
+    """
+
+    limit: int = attrs.field(default=3, validator=attrs.validators.ge(0))
+    within: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    backoff: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))
+    max_backoff: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+
+
+def _describe(exc: BaseException) -> str:
+    remote = getattr(exc, "remote_traceback", None)
+    if isinstance(remote, str) and remote:
+        return remote.rstrip()
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
+# -- configuration checks derived from annotations ------------------------------------------
+
+
+def _type_checker(hint: Any) -> tuple[Callable[[Any], bool], str] | None:
+    """A predicate and a description for a runtime-checkable annotation, or None."""
+    origin = typing.get_origin(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return None
+    if hint is float:
+        return (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)), "a number (float)"
+    if hint is int:
+        return (lambda v: isinstance(v, int) and not isinstance(v, bool)), "an int"
+    if origin is typing.Literal:
+        options = typing.get_args(hint)
+        return (lambda v: v in options), "one of " + ", ".join(map(repr, options))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        parts = [_type_checker(a) for a in typing.get_args(hint)]
+        if any(p is None for p in parts):
+            return None
+        checks = [p for p in parts if p is not None]
+        return (lambda v: any(c(v) for c, _ in checks)), " or ".join(d for _, d in checks)
+    if origin is not None and isinstance(origin, type):
+        if origin.__module__ == "collections.abc":
+            return (lambda v: isinstance(v, origin)), f"a {origin.__name__}"
+        return (lambda v: isinstance(v, origin)), f"a {origin.__name__}"
+    if hint is type(None):
+        return (lambda v: v is None), "None"
+    if isinstance(hint, type):
+        return (lambda v: isinstance(v, hint)), f"a {hint.__name__}"
+    return None
+
+
+def _config_checks(cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:
+    """attrs field transformer: validate each config field against its annotation."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable forward references: validate what resolves
+        hints = {}
+    out = []
+    for field in fields:
+        if field.name.startswith("_") or field.name not in hints or field.inherited:  # type: ignore[attr-defined]
+            out.append(field)
+            continue
+        checker = _type_checker(hints[field.name])
+        if checker is None:
+            out.append(field)
+            continue
+        check, wanted = checker
+
+        def validate(
+            inst: Any, attr: attrs.Attribute[Any], value: Any, check: Any = check, wanted: str = wanted
+        ) -> None:
+            if not check(value):
+                raise ConfigError(
+                    f"{type(inst).__name__}({inst.name!r})",
+                    attr.name,
+                    f"expected {wanted}, got {value!r} ({type(value).__name__}); pass {wanted}",
+                )
+
+        validators = [validate] + ([field.validator] if field.validator else [])
+        out.append(field.evolve(validator=attrs.validators.and_(*validators)))
+    return out
+
+
+def _check_base(inst: System, attr: attrs.Attribute[Any], value: Any) -> None:
+    name = attr.name
+    if name == "executor" and value not in EXECUTORS:
+        raise ConfigError(inst.name, name, f"expected one of {list(EXECUTORS)}, got {value!r}")
+    if name == "suspend_mode" and value not in ("cooperative", "signal"):
+        raise ConfigError(inst.name, name, f"expected 'cooperative' or 'signal', got {value!r}")
+    if name == "grace" and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+        raise ConfigError(inst.name, name, f"expected a number of seconds >= 0, got {value!r}")
+    if name == "restart" and value is not None and not isinstance(value, Restart):
+        raise ConfigError(inst.name, name, f"expected statesys.Restart(...) or None, got {value!r}")
+    if name == "name" and (not isinstance(value, str) or not value or "/" in value):
+        raise ConfigError(type(inst).__name__, name, f"expected a non-empty name without '/', got {value!r}")
+
+
+def _as_systems(value: typing.Iterable[System]) -> tuple[System, ...]:
+    return tuple(value)
+
+
+def _as_names(value: str | Sequence[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+# -- the class ------------------------------------------------------------------------------
+
+
+@typing.dataclass_transform(kw_only_default=True, field_specifiers=(attrs.field, attrs.Factory))
+class SystemMeta(type):
+    """Makes every System subclass an attrs class (slotted, keyword-only config) and checks it."""
+
+    def __new__(
+        mcls,
+        name: str,
+        bases: tuple[type, ...],
+        namespace: dict[str, Any],
+        lifecycle: Lifecycle | None = None,
+        **kwargs: Any,
+    ) -> SystemMeta:
+        if "__attrs_attrs__" in namespace or not any(isinstance(b, SystemMeta) for b in bases):
+            # attrs re-creating a slotted class, or System itself (decorated below)
+            return super().__new__(mcls, name, bases, namespace, **kwargs)
+        if lifecycle is not None:
+            namespace["lifecycle"] = lifecycle
+        problems = _class_problems(name, bases, namespace)
+        if problems:
+            raise DefinitionError(name, problems)
+        _add_trigger_methods(namespace, namespace.get("lifecycle") or _inherited(bases, "lifecycle"))
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        built: SystemMeta = attrs.define(cls, kw_only=True, eq=False, field_transformer=_config_checks)
+        _finish(built)
+        return built
+
+
+def _inherited(bases: tuple[type, ...], attr: str) -> Any:
+    for base in bases:
+        if hasattr(base, attr):
+            return getattr(base, attr)
+    return None
+
+
+def _class_problems(name: str, bases: tuple[type, ...], ns: Mapping[str, Any]) -> list[str]:
+    problems = []
+    lifecycle = ns.get("lifecycle", _inherited(bases, "lifecycle"))
+    if not isinstance(lifecycle, Lifecycle):
+        problems.append(f"lifecycle: expected a statesys.Lifecycle, got {lifecycle!r}")
+    else:
+        if missing := [t for t in _RUNTIME_TRIGGERS if t not in lifecycle.triggers]:
+            problems.append(
+                f"{name}.lifecycle: triggers the runtime fires are missing: {missing} "
+                "(extend statesys.DEFAULT_LIFECYCLE to keep them)"
+            )
+        if lifecycle.route(lifecycle.initial, "activate") is None and "activate" in lifecycle.triggers:
+            problems.append(
+                f"{name}.lifecycle: 'activate' must leave the initial state {lifecycle.initial!r}"
+            )
+    for hook in _HOOKS:
+        if hook in ns and not callable(ns[hook]):
+            problems.append(f"hooks must be methods: {hook} = {ns[hook]!r}")
+    return problems
+
+
+def _add_trigger_methods(ns: dict[str, Any], lifecycle: Lifecycle | None) -> None:
+    """Give the class a coroutine method for each extra trigger of its lifecycle."""
+    if lifecycle is None:
+        return
+    for trigger in lifecycle.triggers:
+        if trigger in ns or hasattr(System, trigger):
+            continue
+
+        async def fire(self: System, /, __trigger: str = trigger, **kwargs: Any) -> str:
+            return await self.trigger(__trigger, **kwargs)
+
+        fire.__name__ = fire.__qualname__ = trigger
+        fire.__doc__ = f"Fire the lifecycle's {trigger!r} trigger."
+        ns[trigger] = fire
+
+
+def _finish(cls: Any) -> None:
+    cls._overrides = frozenset(h for h in _HOOKS if getattr(cls, h) is not getattr(System, h))
+
+
+@attrs.define(eq=False, slots=True)
+class System(metaclass=SystemMeta):
+    """A long-running part with a declared lifecycle.
+
+    Subclass it and declare configuration as annotated fields (validated at
+    construction); override the hooks you need: ``prepare(**kwargs)``,
+    ``main(ctx)`` (sync or ``async def``), ``shutdown()``, ``teardown()``.
+    Drive it with the trigger coroutines (``await s.activate()``, ``start``,
+    ``suspend``, ``resume``, ``complete``, ``terminate``, ``disable(cause)``,
+    ``enable``) or with ``await s.run()``.  A system given ``subsystems`` derives
+    its state from theirs.
+    """
+
+    lifecycle: ClassVar[Lifecycle] = DEFAULT_LIFECYCLE
+    _overrides: ClassVar[frozenset[str]] = frozenset()
+
+    name: str = attrs.field(
+        default=attrs.Factory(lambda self: type(self).__name__, takes_self=True),
+        validator=_check_base,
+        kw_only=False,
+    )
+    # a tuple at run time; annotated as a Sequence so that a list may be passed
+    subsystems: Sequence[System] = attrs.field(default=(), converter=_as_systems, kw_only=True)
+    executor: str = attrs.field(default="auto", kw_only=True, validator=_check_base)
+    restart: Restart | None = attrs.field(default=None, kw_only=True, validator=_check_base)
+    after: tuple[str, ...] = attrs.field(default=(), converter=_as_names, kw_only=True)
+    suspend_mode: str = attrs.field(default="cooperative", kw_only=True, validator=_check_base)
+    grace: float = attrs.field(default=5.0, kw_only=True, validator=_check_base)
+    policy: DerivationPolicy = attrs.field(default=FAIL_FAST, kw_only=True)
+
+    _state: str = attrs.field(init=False, default="initial")
+    _cause: str | None = attrs.field(init=False, default=None)
+    _parent: System | None = attrs.field(init=False, default=None)
+    _listeners: list[Callable[[Event], None]] | None = attrs.field(init=False, default=None)
+    _pending: str | None = attrs.field(init=False, default=None)
+    _flags: int = attrs.field(init=False, default=0)
+    _runner: Runner | None = attrs.field(init=False, default=None)
+    _main: asyncio.Future[None] | None = attrs.field(init=False, default=None)
+    _watcher: asyncio.Task[None] | None = attrs.field(init=False, default=None)
+    _closed: asyncio.Event | None = attrs.field(init=False, default=None)
+    _restarts: deque[float] | None = attrs.field(init=False, default=None)
+    # parents only: counts of children by state, own part's state, start layers
+    _counts: dict[str, int] | None = attrs.field(init=False, default=None)
+    _own: str = attrs.field(init=False, default="initial")
+    _own_cause: str | None = attrs.field(init=False, default=None)
+    _layers: tuple[tuple[System, ...], ...] = attrs.field(init=False, default=())
+    _tasks: set[asyncio.Task[Any]] | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self._state = self._own = self.lifecycle.initial
+        if self.subsystems:
+            self._adopt(self.subsystems)
+
+    # -- identity --------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """The current state, a plain string."""
+        return self._state
+
+    @property
+    def cause(self) -> str | None:
+        """Why the system is in its state (a traceback text or a reason), if it says."""
+        return self._cause
+
+    @property
+    def parent(self) -> System | None:
+        return self._parent
+
+    @property
+    def path(self) -> str:
+        """The system's path from its root, e.g. ``"app/trainer"``."""
+        if self._parent is None:
+            return self.name
+        return f"{self._parent.path}/{self.name}"
+
+    @property
+    def closed(self) -> bool:
+        """True in a final state (completed, terminated): nothing leaves it."""
+        return self._state in self.lifecycle.final_states
+
+    @property
+    def pid(self) -> int:
+        """The pid of the process where this system's code runs."""
+        runner = self._runner
+        return runner.pid if runner is not None else os.getpid()
+
+    def allowed(self) -> tuple[str, ...]:
+        """Triggers with a route from the current state (guards not evaluated)."""
+        return self.lifecycle.allowed(self._state)
+
+    def walk(self) -> typing.Iterator[System]:
+        """This system and all its descendants, depth first in declared order."""
+        yield self
+        for child in self.subsystems:
+            yield from child.walk()
+
+    def __getitem__(self, path: str) -> System:
+        """The descendant at `path` relative to this system (``app["trainer/loader"]``)."""
+        node = self
+        for part in path.split("/"):
+            for child in node.subsystems:
+                if child.name == part:
+                    node = child
+                    break
+            else:
+                names = [c.name for c in node.subsystems]
+                raise KeyError(f"{node.path} has no subsystem {part!r} (it has: {names})")
+        return node
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} {self._state}>"
+
+    # -- hooks (override what you need) ------------------------------------------------
+
+    def prepare(self, **kwargs: Any) -> None:
+        """Gather what running needs; raising leaves the system disabled with the error as cause."""
+
+    def main(self, ctx: Any) -> None:
+        """The system's work.  Without a main, a system runs until ``complete()`` is awaited."""
+
+    def shutdown(self) -> None:
+        """Release what `prepare` took, after main returned (normal completion)."""
+
+    def teardown(self) -> None:
+        """Release everything on termination; runs at most once, also if never prepared."""
+
+    # -- observation -----------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Call `listener(event)` for every transition in this system's subtree; returns an unsubscribe."""
+        if self._listeners is None:
+            self._listeners = []
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if self._listeners is not None and listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Iterate over this subtree's events as they happen, until this system is closed."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        unsubscribe = self.subscribe(queue.put_nowait)
+        try:
+            while True:
+                event = await queue.get()
+                yield event
+                if event.path == self.path and event.dest in self.lifecycle.final_states:
+                    return
+        finally:
+            unsubscribe()
+
+    def _emit(self, trigger: str, source: str, dest: str, cause: str | None) -> None:
+        node: System | None = self
+        logging_on = LOGGER.isEnabledFor(_INFO)
+        if not logging_on:
+            while node is not None and not node._listeners:
+                node = node._parent
+            if node is None:
+                return  # nobody listens: build nothing
+        event = Event(time.time(), self.path, self.pid, trigger, source, dest, cause)
+        if logging_on:
+            LOGGER.info(
+                "%s: %s -> %s (%s)", event.path, source, dest, trigger, extra={"statesys_event": event}
+            )
+        node = self
+        while node is not None:
+            for listener in node._listeners or ():
+                try:
+                    listener(event)
+                except Exception:
+                    LOGGER.exception("statesys: listener %r failed on %s", listener, event)
+            node = node._parent
+
+    # -- the state write, shared by every path -------------------------------------------
+
+    def _commit(
+        self,
+        trigger: str,
+        cause: str | None = None,
+        kwargs: Mapping[str, Any] = _EMPTY,
+        route: Route | None = None,
+    ) -> None:
+        """Move a leaf by `trigger`; `route` comes from `_begin` when a user fired it."""
+        lifecycle = self.lifecycle
+        source = self._state
+        if route is None:  # fired by the runtime itself: the table decides, guards do not
+            route = lifecycle.route(source, trigger)
+            if route is None:
+                raise lifecycle.refuse(self, trigger)
+        lifecycle.apply(self, route, kwargs)
+        self._cause = cause
+        self._moved(trigger, source, route.dest, cause)
+        for fn in route.after:
+            fn(self, **kwargs)
+
+    def _moved(self, trigger: str, source: str, dest: str, cause: str | None) -> None:
+        self._emit(trigger, source, dest, cause)
+        if self._parent is not None:
+            self._parent._child_moved(self, source, dest)
+        if dest in self.lifecycle.final_states and self._closed is not None:
+            self._closed.set()
+
+    # -- derivation (parents) --------------------------------------------------------
+
+    def _adopt(self, children: Sequence[System]) -> None:
+        problems = []
+        names = [c.name for c in children]
+        if dups := sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"subsystem names must be unique among siblings: {dups}")
+        for child in children:
+            if not isinstance(child, System):
+                problems.append(f"subsystems must be Systems, got {child!r}")
+            elif child._parent is not None:
+                problems.append(f"{child.name!r} already belongs to {child._parent.path!r}")
+            elif child._state != child.lifecycle.initial:
+                problems.append(f"{child.name!r} is {child._state!r}; only a new system can be adopted here")
+        self._layers = self._start_layers(children, problems)
+        if problems:
+            raise DefinitionError(f"{type(self).__name__}({self.name!r})", problems)
+        counts = self._counts = {s: 0 for s in self.lifecycle.states}
+        for child in children:
+            child._parent = self
+            counts[child._state] = counts.get(child._state, 0) + 1
+        counts[self._own] += 1
+        self._state = self._derive()
+
+    @staticmethod
+    def _start_layers(children: Sequence[System], problems: list[str]) -> tuple[tuple[System, ...], ...]:
+        by_name = {c.name: c for c in children if isinstance(c, System)}
+        deps: dict[str, set[str]] = {}
+        for name, child in by_name.items():
+            if unknown := [a for a in child.after if a not in by_name]:
+                problems.append(f"{name!r} starts after unknown siblings {unknown}")
+            deps[name] = {a for a in child.after if a in by_name}
+        layers: list[tuple[System, ...]] = []
+        placed: set[str] = set()
+        while len(placed) < len(by_name):
+            layer = [n for n in by_name if n not in placed and deps[n] <= placed]
+            if not layer:
+                cycle = sorted(n for n in by_name if n not in placed)
+                problems.append(f"'after' declarations form a cycle among {cycle}")
+                break
+            layers.append(tuple(by_name[n] for n in layer))
+            placed.update(layer)
+        return tuple(layers)
+
+    def _derive(self) -> str:
+        counts = self._counts
+        assert counts is not None
+        return self.policy.derive(counts, len(self.subsystems) + 1)
+
+    def _child_moved(self, child: System | None, source: str, dest: str) -> None:
+        counts = self._counts
+        assert counts is not None
+        counts[source] -= 1
+        counts[dest] = counts.get(dest, 0) + 1
+        target = self.policy.derive(counts, len(self.subsystems) + 1)
+        if child is not None and dest in self.lifecycle.final_states:
+            self._maybe_finish_own()
+        if target == self._state:
+            return
+        old = self._state
+        trigger = self.lifecycle.trigger_between(old, target)
+        if trigger is None:
+            raise StatesysError(
+                f"{self.path}: policy {self.policy!r} derived an illegal move {old!r} -> {target!r} "
+                f"after {child.path if child else 'its own part'} moved {source!r} -> {dest!r}"
+            )
+        who = child if child is not None else None
+        cause = None
+        if who is not None and dest == target and dest != "completed":
+            cause = f"{who.path} {dest}" + (f": {who._cause}" if who._cause else "")
+        elif who is None and dest == target:
+            cause = self._own_cause
+        self._state = target
+        self._cause = cause
+        self._moved(trigger, old, target, cause)
+        if target == "terminated" and self.policy.terminates_siblings and not self._flags & _TERMINATING:
+            self._spawn(self._terminate_tree(f"fail-fast: {cause or 'a subsystem terminated'}"))
+
+    def _spawn(self, coro: typing.Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        if self._tasks is None:
+            self._tasks = set()
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- own part: the system's own hooks, a leaf's whole state --------------------------
+
+    @property
+    def _part(self) -> str:
+        return self._state if self._counts is None else self._own
+
+    def _can(self, trigger: str) -> bool:
+        return self.lifecycle.route(self._part, trigger) is not None
+
+    def _part_move(
+        self,
+        trigger: str,
+        cause: str | None = None,
+        kwargs: Mapping[str, Any] = _EMPTY,
+        route: Route | None = None,
+    ) -> None:
+        if self._counts is None:
+            self._commit(trigger, cause, kwargs, route)
+            return
+        old = self._own
+        own_route = self.lifecycle.route(old, trigger)
+        if own_route is None:
+            raise self.lifecycle.refuse(_Own(self), trigger)
+        self._own = own_route.dest
+        self._own_cause = cause
+        self._child_moved(None, old, own_route.dest)
+
+    def _maybe_finish_own(self) -> None:
+        """A parent without a main completes its own part once every child is closed."""
+        counts = self._counts
+        if counts is None or self._own != "running" or "main" in self._overrides or self._main is not None:
+            return
+        finals = self.lifecycle.final_states
+        if sum(counts.get(s, 0) for s in finals) == len(self.subsystems):
+            self._watcher = self._spawn(self._finish_main())
+
+    # -- running hooks -----------------------------------------------------------------
+
+    def _get_runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = make_runner(self, self.executor)
+        return self._runner
+
+    def _remote_spec(self) -> tuple[type[System], str, dict[str, Any]]:
+        """What a process executor needs to rebuild this system elsewhere: class, name, config."""
+        config = {
+            f.name: getattr(self, f.name)
+            for f in attrs.fields(type(self))
+            if f.init and f.name not in ("name", "subsystems", "policy")
+        }
+        return type(self), self.name, config
+
+    async def _hook(self, hook: str, kwargs: Mapping[str, Any] = _EMPTY) -> str | None:
+        """Run `hook` if overridden; return the failure as a cause text, None on success."""
+        if hook not in self._overrides:
+            return None
+        try:
+            await self._get_runner().call(hook, kwargs)
+        except Exception as exc:
+            return _describe(exc)
+        return None
+
+    def _launch(self) -> None:
+        if "main" not in self._overrides:
+            return
+        main = self._main = self._get_runner().launch()
+        self._watcher = self._spawn(self._watch(main))
+
+    async def _watch(self, main: asyncio.Future[None]) -> None:
+        """Turn main's end into the documented transition: complete, restart or terminate."""
+        try:
+            await main
+        except BaseException as exc:
+            if self._flags & _TERMINATING or self._main is not main:
+                return  # the terminate path owns the ending
+            if isinstance(exc, asyncio.CancelledError) and not main.cancelled():
+                raise
+            self._main = None
+            await self._main_failed(_describe(exc))
+            return
+        if self._flags & _TERMINATING or self._main is not main:
+            return
+        if self._part == "intermitted":
+            self._flags |= _MAIN_DONE  # returned despite the suspension: complete on resume
+            return
+        await self._finish_main()
+
+    async def _finish_main(self) -> None:
+        """Main returned (or there is none): run ``shutdown``, then move to completed."""
+        if self._flags & (_TERMINATING | _FINISHING) or not self._can("complete"):
+            return
+        self._flags |= _FINISHING
+        self._main = None
+        cause = await self._hook("shutdown")
+        await self._close_runner()
+        self._flags &= ~_FINISHING
+        if self._flags & _TERMINATING or not self._can("complete"):
+            return
+        self._part_move("complete", cause=cause)
+
+    async def _main_failed(self, cause: str) -> None:
+        policy = self.restart
+        if policy is not None and self._may_restart(policy):
+            n = len(self._restarts or ())
+            if self._part == "running":
+                self._part_move("suspend", cause=f"restart {n}/{policy.limit} after: {cause}")
+            await asyncio.sleep(min(policy.backoff * 2 ** (n - 1), policy.max_backoff))
+            if self._flags & _TERMINATING or self._part != "intermitted":
+                return
+            self._part_move("resume")
+            self._launch()
+            return
+        await self._terminate_own(cause)
+
+    def _may_restart(self, policy: Restart) -> bool:
+        now = time.monotonic()
+        window = self._restarts
+        if window is None:
+            window = self._restarts = deque()
+        while window and now - window[0] > policy.within:
+            window.popleft()
+        if len(window) >= policy.limit:
+            return False
+        window.append(now)
+        return True
+
+    async def _close_runner(self) -> None:
+        runner = self._runner
+        if runner is not None:
+            await runner.close()
+
+    async def _terminate_own(self, cause: str | None) -> None:
+        """Stop main if it runs, run teardown once, close the runner, then move to terminated."""
+        if self._part in self.lifecycle.final_states:
+            return
+        self._flags |= _TERMINATING
+        notes = []
+        main, runner = self._main, self._runner
+        if main is not None and not main.done() and runner is not None and (
+            note := await runner.stop(self.grace)
+        ):
+            notes.append(note)
+        self._main = None
+        if not self._flags & _TORN_DOWN:
+            self._flags |= _TORN_DOWN
+            if failure := await self._hook("teardown"):
+                notes.append(f"teardown failed: {failure}")
+        await self._close_runner()
+        if self._part in self.lifecycle.final_states:
+            return
+        text = "\n".join(x for x in (cause, *notes) if x) or None
+        self._part_move("terminate", cause=text)
+
+    # -- triggers ----------------------------------------------------------------------
+
+    def _begin(self, trigger: str, kwargs: Mapping[str, Any] = _EMPTY) -> Route:
+        if self._pending is not None and trigger != "terminate":
+            raise TransitionNotAllowed(
+                self.path,
+                self._state,
+                trigger,
+                self.allowed(),
+                detail=f"'{trigger}' must wait: '{self._pending}' is in progress; await it first",
+            )
+        return self.lifecycle.check(self, trigger, kwargs)
+
+    def _children_in(self, state: str) -> list[System]:
+        return [c for c in self.subsystems if c._state == state]
+
+    async def trigger(self, trigger: str, /, **kwargs: Any) -> str:
+        """Fire any trigger of the lifecycle by name; returns the new state."""
+        method = getattr(type(self), trigger, None)
+        if trigger in _CASCADING and method is not None:
+            result: str = await method(self, **kwargs)
+            return result
+        cause = kwargs.pop("cause", None)
+        route = self._begin(trigger, kwargs)
+        if self._counts is not None:
+            for child in self.subsystems:
+                if child.lifecycle.route(child._state, trigger) is not None:
+                    await child.trigger(trigger, **kwargs)
+            if self.lifecycle.route(self._own, trigger) is not None:
+                self._part_move(trigger, cause)
+            return self._state
+        self._commit(trigger, cause, kwargs, route)
+        return self._state
+
+    async def activate(self, **kwargs: Any) -> str:
+        """initial → ready: run ``prepare(**kwargs)``; if it raises, → disabled with the error as cause."""
+        route = self._begin("activate", kwargs)
+        self._pending = "activate"
+        try:
+            if self._counts is not None:
+                await _gather(c.activate(**kwargs) for c in self._children_in(self.lifecycle.initial))
+            await self._prepare_part("activate", kwargs, route)
+        finally:
+            self._pending = None
+        return self._state
+
+    async def _prepare_part(self, trigger: str, kwargs: Mapping[str, Any], route: Route | None) -> None:
+        source = self._part
+        if self.lifecycle.route(source, trigger) is None:
+            return
+        failure = None if self._flags & _PREPARED else await self._hook("prepare", kwargs)
+        if self._part != source:  # terminated meanwhile
+            return
+        own_route = route if self._counts is None else None
+        if failure is None:
+            self._flags |= _PREPARED
+            self._part_move(trigger, None, kwargs, own_route)
+        elif trigger == "enable":
+            self._set_part_cause(failure)  # stays disabled, with the new cause
+        elif self.lifecycle.route(source, "disable") is not None:
+            self._part_move("disable", cause=failure)
+        else:
+            await self._terminate_own(failure)
+
+    def _set_part_cause(self, cause: str) -> None:
+        if self._counts is None:
+            self._cause = cause
+        else:
+            self._own_cause = cause
+            self._cause = cause
+
+    async def disable(self, cause: str | BaseException, **kwargs: Any) -> str:
+        """initial → disabled, recording why (a cause is required)."""
+        if not cause:
+            raise TypeError(
+                f"{self.path}: disable() needs a cause (a reason text or an exception), got {cause!r}"
+            )
+        text = cause if isinstance(cause, str) else _describe(cause)
+        route = self._begin("disable", kwargs)
+        if self._counts is not None:
+            for child in self._children_in(self.lifecycle.initial):
+                await child.disable(text, **kwargs)
+            if self._own == self.lifecycle.initial:
+                self._part_move("disable", text)
+        else:
+            self._commit("disable", text, kwargs, route)
+        return self._state
+
+    async def enable(self, **kwargs: Any) -> str:
+        """disabled → ready: run ``prepare`` again unless it already succeeded."""
+        route = self._begin("enable", kwargs)
+        self._pending = "enable"
+        try:
+            if self._counts is not None:
+                await _gather(c.enable(**kwargs) for c in self._children_in("disabled"))
+            await self._prepare_part("enable", kwargs, route)
+        finally:
+            self._pending = None
+        return self._state
+
+    async def start(self) -> str:
+        """ready → running: launch ``main`` (children in declared order, honouring ``after``)."""
+        route = self._begin("start")
+        if self._counts is None:
+            self._commit("start", route=route)
+            self._launch()
+            return self._state
+        self._pending = "start"
+        try:
+            for layer in self._layers:
+                await _gather(c.start() for c in layer if c._state == "ready")
+            if self._own == "ready":
+                self._part_move("start")
+                self._launch()
+                self._maybe_finish_own()
+        finally:
+            self._pending = None
+        return self._state
+
+    async def complete(self) -> str:
+        """running → completed: ask main to finish (``ctx.stopping``), then run ``shutdown``."""
+        self._begin("complete")
+        self._pending = "complete"
+        try:
+            if self._counts is not None:
+                await _gather(c.complete() for c in self._children_in("running"))
+            await self._complete_part()
+        finally:
+            self._pending = None
+        return self._state
+
+    async def _complete_part(self) -> None:
+        if self._main is None and self._counts is None:
+            await self._finish_main()
+            return
+        # ask main to return, and wait for the watcher to finish (a restart launches anew)
+        while self._can("complete") and self._main is not None and self._watcher is not None:
+            if self._runner is not None:
+                self._runner.request_stop()
+            await asyncio.shield(self._watcher)
+        if self._counts is None and self._can("complete") and self._watcher is not None:
+            await asyncio.shield(self._watcher)
+
+    async def suspend(self) -> str:
+        """running → intermitted: pause main (``ctx.checkpoint`` blocks, or SIGSTOP in signal mode)."""
+        route = self._begin("suspend")
+        if self._counts is not None:
+            for child in self._children_in("running"):
+                await child.suspend()
+            if self._own == "running":
+                self._suspend_part(None)
+        else:
+            self._suspend_part(route)
+        return self._state
+
+    def _suspend_part(self, route: Route | None) -> None:
+        if self._main is not None and self._runner is not None:
+            self._runner.suspend()
+        self._part_move("suspend", route=route)
+
+    async def resume(self) -> str:
+        """intermitted → running: let main go on."""
+        route = self._begin("resume")
+        if self._counts is not None:
+            for child in self._children_in("intermitted"):
+                await child.resume()
+            if self._own == "intermitted":
+                self._resume_part(None)
+        else:
+            self._resume_part(route)
+        return self._state
+
+    def _resume_part(self, route: Route | None) -> None:
+        if self._main is not None and self._runner is not None:
+            self._runner.resume()
+        self._part_move("resume", route=route)
+        if self._flags & _MAIN_DONE:
+            self._flags &= ~_MAIN_DONE
+            self._watcher = self._spawn(self._finish_main())
+
+    async def terminate(self, cause: str | None = None) -> str:
+        """Any open state → terminated: stop main, run ``teardown`` (children in reverse start order)."""
+        if self._flags & _TERMINATING and not self.closed:
+            return await self.wait_closed()  # already on its way: wait for the same end
+        self._begin("terminate")
+        await self._terminate_tree(cause)
+        return self._state
+
+    async def _terminate_tree(self, cause: str | None) -> None:
+        self._flags |= _TERMINATING
+        if self._counts is not None:
+            for layer in reversed(self._layers):
+                for child in reversed(layer):
+                    if not child.closed:
+                        await child.terminate(cause)
+        await self._terminate_own(cause)
+
+    # -- whole runs ----------------------------------------------------------------------
+
+    async def wait_closed(self) -> str:
+        """Wait until the system is in a final state and its whole subtree has settled; return it.
+
+        A parent is terminated as soon as one child is (fail-fast); this also waits
+        for the siblings' terminations and the parent's teardown that follow.
+        """
+        if not self.closed:
+            if self._closed is None:
+                self._closed = asyncio.Event()
+            await self._closed.wait()
+        await self._settled()
+        return self._state
+
+    async def _settled(self) -> None:
+        me = asyncio.current_task()
+        for node in self.walk():
+            while node._tasks:
+                pending = [t for t in node._tasks if t is not me and not t.done()]
+                if not pending:
+                    break
+                await asyncio.wait(pending)
+
+    async def run(self, **kwargs: Any) -> str:
+        """Activate, start, wait until closed; return the final state.
+
+        A system whose preparation failed cannot start: `run` returns ``"disabled"``
+        at once (the cause says why) instead of waiting for an ``enable``.
+        """
+        await self.activate(**kwargs)
+        if self._state != "ready":
+            return self._state
+        await self.start()
+        return await self.wait_closed()
+
+
+_TERMINATING: Final = 1
+_TORN_DOWN: Final = 2
+_PREPARED: Final = 4
+_MAIN_DONE: Final = 8
+_FINISHING: Final = 16
+_CASCADING: Final = frozenset(
+    {"activate", "disable", "enable", "start", "complete", "suspend", "resume", "terminate"}
+)
+
+
+class _Own:
+    """Stands for a parent's own part in error messages."""
+
+    def __init__(self, system: System) -> None:
+        self.path = f"{system.path} (own part)"
+        self._state = system._own
+
+
+async def _gather(coros: typing.Iterable[typing.Coroutine[Any, Any, Any]]) -> None:
+    """Run concurrently; wait for all; re-raise the first failure."""
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+def run(system: System, **kwargs: Any) -> str:
+    """Run `system` to its end from synchronous code; return its final state."""
+    return asyncio.run(system.run(**kwargs))
