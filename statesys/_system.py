@@ -421,7 +421,7 @@ class System(metaclass=SystemMeta):
 
     def _moved(self, trigger: str, source: str, dest: str, cause: str | None) -> None:
         self._emit(trigger, source, dest, cause)
-        if self._parent is not None:
+        if self._parent is not None and not self._flags & _UNCOUNTED:
             self._parent._child_moved(self, source, dest)
         if dest in self.lifecycle.final_states and self._closed is not None:
             self._closed.set()
@@ -450,6 +450,71 @@ class System(metaclass=SystemMeta):
         counts[self._own] += 1
         self._state = self._derive()
 
+    async def add(self, child: System) -> System:
+        """Adopt `child` while this system is open; returns it.
+
+        In a parent that is past ``initial`` the child is first brought up to the
+        parent's level (activated; started if the parent runs; suspended if it is
+        intermitted) and counts in the derivation only then, so adding never moves
+        the parent.  A child that cannot be brought up is terminated and not added.
+        """
+        if self.closed:
+            raise TransitionNotAllowed(
+                self.path,
+                self._state,
+                "add",
+                (),
+                detail=f"a {self._state} system takes no new subsystems",
+            )
+        problems = []
+        if not isinstance(child, System):
+            problems.append(f"subsystems must be Systems, got {child!r}")
+        elif child._parent is not None:
+            problems.append(f"{child.name!r} already belongs to {child._parent.path!r}")
+        elif child._state != child.lifecycle.initial:
+            problems.append(f"{child.name!r} is {child._state!r}; only a new system can be added")
+        elif any(c.name == child.name for c in self.subsystems):
+            problems.append(f"subsystem names must be unique among siblings: [{child.name!r}]")
+        elif unknown := [a for a in child.after if all(c.name != a for c in self.subsystems)]:
+            problems.append(f"{child.name!r} starts after unknown siblings {unknown}")
+        if problems:
+            raise DefinitionError(f"{type(self).__name__}({self.name!r}).add", problems)
+        if self._counts is None:  # a leaf becomes a parent: its own state is its own part now
+            self._counts = {s: 0 for s in self.lifecycle.states}
+            self._own, self._own_cause = self._state, self._cause
+            self._counts[self._own] = 1
+        child._parent = self
+        child._flags |= _UNCOUNTED
+        try:
+            await self._bring_up(child)
+        except BaseException:
+            child._parent = None
+            child._flags &= ~_UNCOUNTED
+            raise
+        child._flags &= ~_UNCOUNTED
+        self.subsystems = (*self.subsystems, child)
+        self._layers = (*self._layers, (child,))
+        self._child_moved(child, child.lifecycle.initial, child._state, adopted=True)
+        return child
+
+    async def _bring_up(self, child: System) -> None:
+        target = self._state
+        if target == self.lifecycle.initial:
+            return
+        state = await child.activate()
+        if state == "ready" and target in ("running", "intermitted"):
+            state = await child.start()
+            if target == "intermitted":
+                state = await child.suspend()
+        wanted = {"ready": "ready", "disabled": "ready", "running": "running", "intermitted": "intermitted"}
+        if self.closed or state != wanted.get(target, state):
+            reason = f"{child.path} could not be brought up to {target!r}: it is {state!r}"
+            if child._cause:
+                reason += f" ({child._cause.splitlines()[-1]})"
+            if not child.closed:
+                await child.terminate(reason)
+            raise StatesysError(reason)
+
     @staticmethod
     def _start_layers(children: Sequence[System], problems: list[str]) -> tuple[tuple[System, ...], ...]:
         by_name = {c.name: c for c in children if isinstance(c, System)}
@@ -475,10 +540,11 @@ class System(metaclass=SystemMeta):
         assert counts is not None
         return self.policy.derive(counts, len(self.subsystems) + 1)
 
-    def _child_moved(self, child: System | None, source: str, dest: str) -> None:
+    def _child_moved(self, child: System | None, source: str, dest: str, adopted: bool = False) -> None:
         counts = self._counts
         assert counts is not None
-        counts[source] -= 1
+        if not adopted:
+            counts[source] -= 1
         counts[dest] = counts.get(dest, 0) + 1
         target = self.policy.derive(counts, len(self.subsystems) + 1)
         if child is not None and dest in self.lifecycle.final_states:
@@ -650,8 +716,11 @@ class System(metaclass=SystemMeta):
         self._flags |= _TERMINATING
         notes = []
         main, runner = self._main, self._runner
-        if main is not None and not main.done() and runner is not None and (
-            note := await runner.stop(self.grace)
+        if (
+            main is not None
+            and not main.done()
+            and runner is not None
+            and (note := await runner.stop(self.grace))
         ):
             notes.append(note)
         self._main = None
@@ -904,6 +973,7 @@ _TORN_DOWN: Final = 2
 _PREPARED: Final = 4
 _MAIN_DONE: Final = 8
 _FINISHING: Final = 16
+_UNCOUNTED: Final = 32  # a child being brought up: in the tree's journal, not yet in the derivation
 _CASCADING: Final = frozenset(
     {"activate", "disable", "enable", "start", "complete", "suspend", "resume", "terminate"}
 )
