@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import logging
 import sys
 import time
@@ -35,30 +36,107 @@ def _demo(args: argparse.Namespace) -> int:
     handler = _log_to(sys.stdout, full_path=args.full_path)
     began = time.perf_counter()
     try:
-        state = _run_tree(app)
+        code = _run_tree(app)
     finally:
         LOGGER.removeHandler(handler)
     if args.timing:
-        print(f"# {app.path}: {state} in {time.perf_counter() - began:.3f} s", file=sys.stderr)
+        print(f"# {app.path}: {app.state} in {time.perf_counter() - began:.3f} s", file=sys.stderr)
+    return code
+
+
+def _run_tree(app: System, *, live: bool = False, diagram: str | None = None) -> int:
+    """Run a tree to its end; Ctrl-C or SIGTERM terminates it in reverse start order.
+
+    Returns the exit code: 0 completed, 1 otherwise, 130 after Ctrl-C, 143 after SIGTERM.
+    """
+    from .runtime._orchestrator import supervise
+
+    async def go() -> str:
+        refreshers = []
+        if diagram:
+            refreshers.append(_diagram_refresher(app, diagram))
+        if live:
+            refreshers.append(_live_view(app))
+        tasks = [asyncio.ensure_future(r) for r in refreshers]
+        try:
+            return await supervise(app)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        state = asyncio.run(go())
+    except KeyboardInterrupt:
+        print(f"statesys: interrupted; {app.path} is {app.state}", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        print(f"statesys: terminated by signal; {app.path} is {app.state}", file=sys.stderr)
+        return int(exc.code or 1)
     return 0 if state == "completed" else 1
 
 
-def _run_tree(app: System) -> str:
-    """Run a tree to its end; Ctrl-C terminates it (reverse start order) and exits non-zero."""
-
-    async def go() -> str:
-        task = asyncio.ensure_future(app.run())
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not app.closed:
-                await app.terminate("interrupted")
-            return app.state
-
+async def _changes(app: System, every: float) -> Any:
+    """Yield (at most every `every` seconds) after the tree changed, and once at the end."""
+    changed = asyncio.Event()
+    changed.set()
+    unsubscribe = app.subscribe(lambda _event: changed.set())
     try:
-        return asyncio.run(go())
-    except KeyboardInterrupt:
-        return app.state
+        while True:
+            await changed.wait()
+            changed.clear()
+            yield
+            await asyncio.sleep(every)
+    finally:
+        unsubscribe()
+
+
+async def _diagram_refresher(app: System, path: str) -> None:
+    from .diagram import LiveTreeDiagram
+
+    live = LiveTreeDiagram(app, path)
+    try:
+        async for _ in _changes(app, 0.2):
+            await asyncio.to_thread(live.update)
+    finally:
+        live.update()
+
+
+async def _live_view(app: System) -> None:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.tree import Tree
+
+    colours = {
+        "initial": "white",
+        "ready": "cyan",
+        "running": "green",
+        "disabled": "yellow",
+        "intermitted": "magenta",
+        "completed": "blue",
+        "terminated": "red",
+    }
+
+    def render() -> Tree:
+        def add(node: Any, system: System) -> None:
+            label = f"[bold]{system.name}[/] [{colours.get(system.state, 'white')}]{system.state}[/]"
+            if system.cause and system.state != "completed":
+                label += f" [dim]{system.cause.splitlines()[-1][:60]}[/]"
+            branch = node.add(label)
+            for child in system.subsystems:
+                add(branch, child)
+
+        tree = Tree(f"[bold]{app.name}[/] [{colours.get(app.state, 'white')}]{app.state}[/]")
+        for child in app.subsystems:
+            add(tree, child)
+        return tree
+
+    with Live(render(), console=Console(stderr=True), auto_refresh=False, transient=False) as view:
+        try:
+            async for _ in _changes(app, 0.1):
+                view.update(render(), refresh=True)
+        finally:
+            view.update(render(), refresh=True)
 
 
 def _load(target: str) -> Any:
@@ -109,12 +187,17 @@ def _run(args: argparse.Namespace) -> int:
     if not isinstance(system, System):
         print(f"statesys run: {args.target} gave {system!r}, not a statesys.System", file=sys.stderr)
         return 2
-    handler = _log_to(sys.stdout, full_path=True)
+    live = not args.no_live and sys.stderr.isatty() and _has("rich")
+    handler = _log_to(sys.stdout, full_path=True) if not live or args.log else None
     try:
-        state = _run_tree(system)
+        return _run_tree(system, live=live, diagram=args.diagram)
     finally:
-        LOGGER.removeHandler(handler)
-    return 0 if state == "completed" else 1
+        if handler is not None:
+            LOGGER.removeHandler(handler)
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def _diagram(argv: Sequence[str]) -> int:
@@ -143,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="run module:factory (a System or a callable returning one)")
     run.add_argument("target")
+    run.add_argument("--diagram", metavar="FILE", help="keep FILE (.svg/.png/.gv/.mmd) drawing the live tree")
+    run.add_argument("--no-live", action="store_true", help="no live status view; log lines only")
+    run.add_argument("--log", action="store_true", help="log lines to stdout beside the live view")
     run.set_defaults(func=_run)
 
     rep = sub.add_parser("replay", help="re-check a JSON-lines journal for legality")

@@ -634,8 +634,15 @@ class System(metaclass=SystemMeta):
         """Run `hook` if overridden; return the failure as a cause text, None on success."""
         if hook not in self._overrides:
             return None
+        runner = self._get_runner()
         try:
-            await self._get_runner().call(hook, kwargs)
+            if hook in _BOUNDED_HOOKS:  # closing must not hang: cut off after the grace period
+                await asyncio.wait_for(runner.call(hook, kwargs), self.grace)
+            else:
+                await runner.call(hook, kwargs)
+        except TimeoutError:
+            await runner.close()
+            return f"{hook}() did not finish within {self.grace:g}s; cut off"
         except Exception as exc:
             return _describe(exc)
         return None
@@ -973,6 +980,7 @@ _TORN_DOWN: Final = 2
 _PREPARED: Final = 4
 _MAIN_DONE: Final = 8
 _FINISHING: Final = 16
+_BOUNDED_HOOKS: Final = frozenset({"shutdown", "teardown"})
 _UNCOUNTED: Final = 32  # a child being brought up: in the tree's journal, not yet in the derivation
 _CASCADING: Final = frozenset(
     {"activate", "disable", "enable", "start", "complete", "suspend", "resume", "terminate"}
@@ -995,6 +1003,12 @@ async def _gather(coros: typing.Iterable[typing.Coroutine[Any, Any, Any]]) -> No
             raise result
 
 
-def run(system: System, **kwargs: Any) -> str:
-    """Run `system` to its end from synchronous code; return its final state."""
-    return asyncio.run(system.run(**kwargs))
+def run(system: System, *, deadline: float = 10.0, **kwargs: Any) -> str:
+    """Run `system` to its end from synchronous code; return its final state.
+
+    Ctrl-C or SIGTERM terminates the tree in reverse start order (cut off after
+    `deadline` seconds), then raises `KeyboardInterrupt` / ``SystemExit(143)``.
+    """
+    from .runtime._orchestrator import supervise
+
+    return asyncio.run(supervise(system, deadline=deadline, **kwargs))

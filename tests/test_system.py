@@ -417,3 +417,40 @@ def test_run_from_sync_code_and_paths() -> None:
     assert app["a"].path == "app/a" and app["b"].parent is app
     with pytest.raises(KeyError, match="app has no subsystem 'zz'"):
         app["zz"]
+
+
+@pytest.mark.parametrize("executor", ["async", "thread"])
+def test_hanging_teardown_and_shutdown_are_cut_off_and_recorded(executor: str) -> None:
+    release = threading.Event()
+
+    class Stuck(System):
+        def shutdown(self) -> None:
+            release.wait(5)
+
+        def teardown(self) -> None:
+            release.wait(5)
+
+    class StuckAsync(System):
+        async def shutdown(self) -> None:  # type: ignore[override]
+            await asyncio.sleep(5)
+
+        async def teardown(self) -> None:  # type: ignore[override]
+            await asyncio.sleep(5)
+
+    cls = Stuck if executor == "thread" else StuckAsync
+
+    async def go() -> None:
+        a = cls("a", grace=0.05, executor=executor)
+        assert await a.terminate() == "terminated"
+        assert "teardown() did not finish within 0.05s; cut off" in (a.cause or "")
+        b = cls("b", grace=0.05, executor=executor)
+        await b.activate()
+        await b.start()
+        assert await b.complete() == "completed"
+        assert "shutdown() did not finish within 0.05s" in (b.cause or "")
+        release.set()  # let the abandoned threads end before the loop closes
+
+    try:
+        arun(go())
+    finally:
+        release.set()

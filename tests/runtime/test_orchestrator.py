@@ -1,0 +1,105 @@
+"""The orchestrator: calls from other threads, signals terminating the tree."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from statesys import System
+from statesys.runtime import Orchestrator, supervise
+
+
+def test_calls_from_other_threads_are_marshalled_onto_the_loop() -> None:
+    app = System("app", subsystems=[System("a"), System("b")])
+    seen_threads: set[str] = set()
+    app.subscribe(lambda _e: seen_threads.add(threading.current_thread().name))
+    with Orchestrator() as orch:
+        assert orch.trigger(app, "activate") == "ready"
+        results: list[str] = []
+        workers = [
+            threading.Thread(target=lambda c=c: results.append(orch.trigger(app[c], "start")))
+            for c in ("a", "b")
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert sorted(results) == ["running", "running"]
+        assert app.state == "ready"  # its own part has not started
+        assert orch.trigger(app, "start") == "running"
+        orch.close(app)
+    assert app.state == "terminated"
+    assert seen_threads == {"statesys-orchestrator"}
+
+
+def test_orchestrator_refuses_a_call_from_its_own_loop() -> None:
+    with Orchestrator() as orch:
+        app = System("x")
+
+        async def inner() -> str:
+            coro = app.activate()
+            try:
+                orch.call(coro)
+            except RuntimeError as exc:
+                return str(exc)
+            return "no error"
+
+        assert "would deadlock" in orch.call(inner())
+
+
+def test_supervise_returns_the_final_state() -> None:
+    class Quick(System):
+        async def main(self) -> None:
+            await asyncio.sleep(0.01)
+
+    assert asyncio.run(supervise(Quick("q"))) == "completed"
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, statesys
+    from statesys._demo import Sleep
+    app = statesys.System("app", subsystems=[Sleep("a", seconds=60, executor="thread"),
+                                             Sleep("b", seconds=60, executor="async")])
+    app.subscribe(lambda e: print(e.path, e.dest, flush=True))
+    try:
+        statesys.run(app)
+    finally:
+        print("final", app.state, [s.state for s in app.subsystems], flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, 143)])
+def test_signal_terminates_the_tree_in_reverse_order_and_exits_non_zero(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.strip())
+        if line.startswith("app running"):
+            break
+    time.sleep(0.05)
+    os.kill(proc.pid, signum)
+    out, _ = proc.communicate(timeout=30)
+    lines += out.splitlines()
+    # SIGINT: KeyboardInterrupt escapes, and Python ends by SIGINT as shells expect; SIGTERM: exit 143
+    assert proc.returncode == code, lines
+    assert "final terminated ['terminated', 'terminated']" in lines
+    ends = [
+        line.split()[0] for line in lines if line.endswith(" terminated") and not line.startswith("final")
+    ]
+    assert ends[:2] == ["app/b", "app"], ends  # reverse start order: b first; the parent follows it
