@@ -631,8 +631,12 @@ class System(metaclass=SystemMeta):
         return type(self), self.name, config
 
     async def _hook(self, hook: str, kwargs: Mapping[str, Any] = _EMPTY) -> str | None:
-        """Run `hook` if overridden; return the failure as a cause text, None on success."""
-        if hook not in self._overrides:
+        """Run `hook` if overridden; return the failure as a cause text, None on success.
+
+        A process system always runs ``prepare`` in its worker: activation is what
+        starts the process, so every event after it carries the worker's pid.
+        """
+        if hook not in self._overrides and not (hook == "prepare" and self.executor == "process"):
             return None
         runner = self._get_runner()
         try:
