@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import inspect
 import logging
 import mmap
 import os
 import pickle
 import queue
+import runpy
 import select
 import signal
 import socket
@@ -41,16 +43,17 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable, Mapping
 from types import FrameType
-from typing import Any, NoReturn, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 from .._context import Terminating
 from ..exceptions import ConfigError, RemoteError, WorkerDied
 from . import _forkserver
 from ._runner import _wants_ctx
 
-__all__ = ["ProcessContext", "ProcessRunner", "RemoteSystem", "worker_main"]
+__all__ = ["MainRef", "ProcessContext", "ProcessRunner", "RemoteSystem", "worker_main"]
 
 # Control flags, byte 0 of the shared page; only the orchestrator writes them.
 _SUSPENDED = 1
@@ -291,6 +294,8 @@ class _Worker:
             self._setup_logging(levels)
             try:
                 cls, name, config = pickle.loads(spec)
+                if isinstance(cls, MainRef):
+                    cls = cls.resolve()
                 self._obj = cls(name, **config)
             except Exception as exc:
                 self._boot_error = _describe(exc)
@@ -440,25 +445,63 @@ def _unsendable(exc: BaseException) -> str:
     return f"cannot be sent to a process: {exc}; use a picklable value or executor='thread'"
 
 
-def _module_of(path: str, cls: type) -> str:
+class MainRef(NamedTuple):
+    """A class of the orchestrator's ``__main__``, found again in a worker.
+
+    As with multiprocessing's spawn: a ``python -m pkg.mod`` main is imported by
+    its module name; a script is run in the worker as ``__mp_main__`` (its
+    ``if __name__ == "__main__":`` block does not run), then the class is taken
+    from it by qualified name.
+    """
+
+    module: str | None
+    file: str | None
+    qualname: str
+
+    def resolve(self) -> type:
+        if self.module is not None:
+            namespace: Any = importlib.import_module(self.module)
+        else:
+            assert self.file is not None
+            module = types.ModuleType("__mp_main__")
+            module.__file__ = self.file
+            sys.modules["__mp_main__"] = module
+            module.__dict__.update(runpy.run_path(self.file, run_name="__mp_main__"))
+            namespace = module
+        for part in self.qualname.split("."):
+            namespace = getattr(namespace, part)
+        resolved: type = namespace
+        return resolved
+
+
+def _module_of(path: str, cls: type) -> tuple[str, type | MainRef]:
+    """The module the fork server imports before forking, and how the worker finds `cls`."""
     module = getattr(cls, "__module__", None) or "__main__"
-    where = None
-    if module in ("__main__", "__mp_main__"):
-        where = "in the __main__ script"
-    elif "<locals>" in cls.__qualname__:
-        where = "inside a function"
-    if where is not None:
+    qualname = cls.__qualname__
+    problem = None
+    if "<locals>" in qualname:
+        problem = "is defined inside a function"
+    elif module in ("__main__", "__mp_main__"):
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if spec is not None and spec.name and spec.name != "__main__":
+            return spec.name, MainRef(spec.name, None, qualname)
+        file = getattr(main, "__file__", None)
+        if file:
+            return "statesys", MainRef(None, os.path.abspath(file), qualname)
+        problem = "lives in an interactive session"
+    if problem is not None:
         raise ConfigError(
             path,
             "executor",
-            f"cannot be sent to a process: class {cls.__qualname__} is defined {where}, and a worker "
-            "process imports the class by module name; define it at the top level of an importable "
-            "module, or use executor='thread'",
+            f"cannot be sent to a process: class {qualname} {problem}, and a worker process finds the "
+            "class by module and name; define it at the top level of a module or script, or use "
+            "executor='thread'",
         )
-    return module
+    return module, cls
 
 
-def _pickle_spec(path: str, cls: type, name: str, config: Mapping[str, Any]) -> bytes:
+def _pickle_spec(path: str, cls: type | MainRef, name: str, config: Mapping[str, Any]) -> bytes:
     try:
         return pickle.dumps((cls, name, dict(config)), _PICKLE)
     except Exception as exc:
@@ -926,8 +969,8 @@ class ProcessRunner:
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> _Link:
         system = self._system
         cls, name, config = system._remote_spec()
-        module = _module_of(system.path, cls)
-        spec = _pickle_spec(system.path, cls, name, config)
+        module, ref = _module_of(system.path, cls)
+        spec = _pickle_spec(system.path, ref, name, config)
         server = _forkserver.get()
         chan, theirs = socket.socketpair()
         status_r, status_w = os.pipe()

@@ -103,3 +103,70 @@ def test_signal_terminates_the_tree_in_reverse_order_and_exits_non_zero(
         line.split()[0] for line in lines if line.endswith(" terminated") and not line.startswith("final")
     ]
     assert ends[:2] == ["app/b", "app"], ends  # reverse start order: b first; the parent follows it
+
+
+PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import subprocess, statesys
+    from statesys import System
+
+    class Spawner(System):
+        seconds: float = 60.0
+        def main(self, ctx):
+            child = subprocess.Popen(["sleep", "120"])  # a grandchild in the worker's group
+            print("grandchild", child.pid, flush=True)
+            ctx.sleep(self.seconds)
+
+    if __name__ == "__main__":
+        app = System("app", subsystems=[Spawner("a", executor="process", grace=0.5),
+                                        Spawner("b", executor="process", grace=0.5)])
+        app.subscribe(lambda e: print("event", e.path, e.dest, e.pid, flush=True))
+        statesys.run(app)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("signum", "how"),
+    [(signal.SIGINT, "-m"), (signal.SIGTERM, "script"), (signal.SIGKILL, "-m"), (signal.SIGKILL, "script")],
+)
+def test_no_process_of_the_tree_survives_the_orchestrator(tmp_path: Path, signum: int, how: str) -> None:
+    """Classes of the main module work in workers, run as `python -m mod` or as a script."""
+    import psutil
+
+    (tmp_path / "spawner_app.py").write_text(PROCESS_SCRIPT)
+    command = ["-m", "spawner_app"] if how == "-m" else [str(tmp_path / "spawner_app.py")]
+    proc = subprocess.Popen(
+        [sys.executable, *command],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert proc.stdout is not None
+    workers: set[int] = set()
+    grandchildren: set[int] = set()
+    for line in proc.stdout:
+        parts = line.split()
+        if parts[0] == "grandchild":
+            grandchildren.add(int(parts[1]))
+        elif parts[0] == "event" and parts[1] != "app" and parts[2] == "running":
+            workers.add(int(parts[3]))
+        if len(workers) == 2 and len(grandchildren) == 2:
+            break
+    pids = workers | grandchildren
+    tree = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+    assert pids <= tree
+    os.kill(proc.pid, signum)
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    alive = [
+        p for p in pids | tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [
+            p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
+    assert not alive, [psutil.Process(p).cmdline() for p in alive]
+    assert len(pids) == 4  # two workers, two grandchildren

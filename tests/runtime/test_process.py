@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +32,8 @@ from statesys._context import Terminating
 from statesys.exceptions import ConfigError, RemoteError, WorkerDied
 from statesys.runtime import _forkserver, _process
 from statesys.runtime._process import ProcessContext, ProcessRunner
+
+from .conftest import descendants
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -308,23 +310,6 @@ def all_gone(pids: list[int], timeout: float = 10.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
-
-
-def descendants() -> list[psutil.Process]:
-    server = _forkserver.server_pid()
-    return [p for p in psutil.Process().children(recursive=True) if p.pid != server]
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_processes() -> Iterator[None]:
-    """Every test ends with no process of its own left: no worker, grandchild or zombie."""
-    yield
-    deadline = time.monotonic() + 2.0
-    left = descendants()
-    while left and time.monotonic() < deadline:
-        time.sleep(0.02)
-        left = descendants()
-    assert not left, [(p.pid, p.name(), p.status()) for p in left]
 
 
 # -- hooks ---------------------------------------------------------------------------
@@ -790,10 +775,8 @@ def test_a_class_a_worker_cannot_import_is_a_config_error() -> None:
         def main(self) -> None:
             pass
 
-    Main = type("Main", (Base,), {"__module__": "__main__"})
-
     async def scenario() -> None:
-        for cls, where in [(Local, "inside a function"), (Main, "in the __main__ script")]:
+        for cls, where in [(Local, "inside a function")]:
             runner = ProcessRunner(cls("nowhere"))
             with pytest.raises(ConfigError, match=where) as info:
                 runner.launch()
