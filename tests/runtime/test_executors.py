@@ -60,9 +60,8 @@ class Worker(System):
                 time.sleep(0.005)
         elif self.mode == "fail":
             raise ValueError("diverged")
-        elif self.mode == "flaky":
-            if notes(Path(self.marker)).count("main") < 3:
-                raise ValueError("flaky")
+        elif self.mode == "flaky" and notes(Path(self.marker)).count("main") < 3:
+            raise ValueError("flaky")
 
     def shutdown(self) -> None:
         note(self.marker, "shutdown")
@@ -88,9 +87,8 @@ class AsyncWorker(Worker):
                 await asyncio.sleep(0.005)
         elif self.mode == "fail":
             raise ValueError("diverged")
-        elif self.mode == "flaky":
-            if notes(Path(self.marker)).count("main") < 3:
-                raise ValueError("flaky")
+        elif self.mode == "flaky" and notes(Path(self.marker)).count("main") < 3:
+            raise ValueError("flaky")
 
 
 def make(executor: str, tmp_path: Path, **config: Any) -> Worker:
