@@ -647,6 +647,12 @@ class System(metaclass=SystemMeta):
         except TimeoutError:
             await runner.close()
             return f"{hook}() did not finish within {self.grace:g}s; cut off"
+        except ConfigError:
+            # a configuration that cannot run here is the caller's mistake, not the
+            # system's failure: raise it with nothing changed
+            await runner.close()
+            self._runner = None
+            raise
         except Exception as exc:
             return _describe(exc)
         return None
