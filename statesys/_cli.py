@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -65,6 +66,9 @@ def _run_tree(app: System, *, live: bool = False, diagram: str | None = None) ->
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    from ._system import _prefork
+
+    _prefork(app)
     try:
         state = asyncio.run(go())
     except KeyboardInterrupt:
@@ -240,3 +244,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
+
+
+def entry() -> None:
+    """The console script: `main`, then a prompt exit.
+
+    Everything the command started is closed by the time `main` returns (the tree,
+    its workers, the fork server, shut down here explicitly), so the interpreter's
+    finalisation, tens of milliseconds of module teardown, is skipped.
+    """
+    code = main()
+    from .runtime import _forkserver
+
+    _forkserver.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    logging.shutdown()
+    os._exit(code)

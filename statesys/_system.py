@@ -1021,4 +1021,13 @@ def run(system: System, *, deadline: float = 10.0, **kwargs: Any) -> str:
     """
     from .runtime._orchestrator import supervise
 
+    _prefork(system)
     return asyncio.run(supervise(system, deadline=deadline, **kwargs))
+
+
+def _prefork(system: System) -> None:
+    """Start the process executor's fork server now, while forking this process is safe."""
+    if any(node.executor == "process" for node in system.walk()):
+        from .runtime._forkserver import start_early
+
+        start_early()

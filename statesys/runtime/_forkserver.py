@@ -57,6 +57,7 @@ __all__ = [
     "prctl",
     "server_pid",
     "shutdown",
+    "start_early",
 ]
 
 PR_SET_PDEATHSIG = 1
@@ -351,11 +352,49 @@ def _sys_path() -> list[str]:
     return [p or os.getcwd() for p in sys.path]
 
 
+class _ForkedProcess:
+    """A `subprocess.Popen`-like handle on a server forked from this process."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid == 0:
+                    return None
+                self.returncode = os.waitstatus_to_exitcode(status)
+            if self.returncode is None:
+                self.returncode = 0  # reaped elsewhere
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(["statesys fork server"], timeout or 0.0)
+            time.sleep(0.005)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
 class ForkServer:
     """The orchestrator's handle on a running fork server process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, forked: bool = False) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if forked:
+            self._proc: subprocess.Popen[bytes] | _ForkedProcess = self._fork_server(ours, theirs)
+            ours.settimeout(30.0)
+            self._sock = ours
+            self.pid = self._proc.pid
+            return
         try:
             self._proc = subprocess.Popen(
                 [
@@ -379,6 +418,30 @@ class ForkServer:
         ours.settimeout(30.0)
         self._sock = ours
         self.pid = self._proc.pid
+
+    @staticmethod
+    def _fork_server(ours: socket.socket, theirs: socket.socket) -> _ForkedProcess:
+        """Fork the server from this process: no interpreter start, no imports to redo.
+
+        Only safe while this process has a single thread and no running loop
+        (see `start_early`); then it is the cheapest server there is.
+        """
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the server
+            code = 0
+            try:
+                os.setpgid(0, 0)
+                ours.close()
+                fd = os.dup(theirs.fileno())
+                theirs.close()
+                _Server(fd, parent).serve()
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+        return _ForkedProcess(pid)
 
     def alive(self) -> bool:
         return self._proc.poll() is None
@@ -416,6 +479,34 @@ def get() -> ForkServer:
         atexit.register(shutdown)
         _atexit_registered = True
     return _server
+
+
+def start_early() -> bool:
+    """Start the server by forking this process, if that is safe now; True if it did.
+
+    Safe means one thread and no running event loop: what a program has before
+    `asyncio.run`.  The forked server inherits every module already imported, so
+    its first worker comes at once instead of after an interpreter start.
+    """
+    global _server, _atexit_registered
+    import asyncio
+    import threading
+
+    if _server is not None and _server.alive():
+        return False
+    if threading.active_count() != 1:
+        return False
+    with contextlib.suppress(RuntimeError):
+        asyncio.get_running_loop()
+        return False
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            stream.flush()
+    _server = ForkServer(forked=True)
+    if not _atexit_registered:
+        atexit.register(shutdown)
+        _atexit_registered = True
+    return True
 
 
 def server_pid() -> int | None:
