@@ -33,6 +33,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import faulthandler
 import gc
 import importlib
 import json
@@ -432,6 +433,8 @@ class ForkServer:
             code = 0
             try:
                 os.setpgid(0, 0)
+                # a crash report would print the orchestrator's inherited stack, not ours
+                faulthandler.disable()
                 ours.close()
                 fd = os.dup(theirs.fileno())
                 theirs.close()
