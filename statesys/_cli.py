@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._events import LOGGER, LogFormatter
@@ -21,25 +22,30 @@ from ._system import System
 __all__ = ["main"]
 
 
-def _log_to(stream: Any, *, full_path: bool = False) -> logging.Handler:
+@contextlib.contextmanager
+def _log_to(stream: Any, *, full_path: bool = False) -> Iterator[None]:
+    """Print transitions in the source format while the command runs; restore the logger after."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(LogFormatter(full_path=full_path))
+    saved = LOGGER.level, LOGGER.propagate
     LOGGER.addHandler(handler)
     LOGGER.setLevel(logging.INFO)
     LOGGER.propagate = False
-    return handler
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(saved[0])
+        LOGGER.propagate = saved[1]
 
 
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import build_app
 
     app = build_app(args.seconds, systems=args.systems, executor=args.executor)
-    handler = _log_to(sys.stdout, full_path=args.full_path)
     began = time.perf_counter()
-    try:
+    with _log_to(sys.stdout, full_path=args.full_path):
         code = _run_tree(app)
-    finally:
-        LOGGER.removeHandler(handler)
     if args.timing:
         print(f"# {app.path}: {app.state} in {time.perf_counter() - began:.3f} s", file=sys.stderr)
     return code
@@ -192,12 +198,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"statesys run: {args.target} gave {system!r}, not a statesys.System", file=sys.stderr)
         return 2
     live = not args.no_live and sys.stderr.isatty() and _has("rich")
-    handler = _log_to(sys.stdout, full_path=True) if not live or args.log else None
-    try:
+    if live and not args.log:
         return _run_tree(system, live=live, diagram=args.diagram)
-    finally:
-        if handler is not None:
-            LOGGER.removeHandler(handler)
+    with _log_to(sys.stdout, full_path=True):
+        return _run_tree(system, live=live, diagram=args.diagram)
 
 
 def _has(module: str) -> bool:

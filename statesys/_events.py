@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -97,8 +96,11 @@ class Journal:
 
 def read_journal(source: str | os.PathLike[str] | IO[str]) -> Iterator[tuple[int, Event]]:
     """Yield ``(line number, Event)`` from a journal; a malformed line raises ValueError naming it."""
+    opened = isinstance(source, (str, os.PathLike))
     stream: IO[str] = (
-        open(source, encoding="utf-8") if isinstance(source, (str, os.PathLike)) else source  # noqa: SIM115
+        open(source, encoding="utf-8")  # noqa: SIM115 - closed below
+        if isinstance(source, (str, os.PathLike))
+        else source
     )
     try:
         for number, line in enumerate(stream, 1):
@@ -113,5 +115,5 @@ def read_journal(source: str | os.PathLike[str] | IO[str]) -> Iterator[tuple[int
                     f"journal line {number}: expected one JSON event object per line, got {got!r} ({exc})"
                 ) from None
     finally:
-        if not isinstance(source, io.IOBase):
+        if opened:  # a stream the caller passed stays theirs
             stream.close()

@@ -20,10 +20,17 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
+from ._context import Context
 from ._events import LOGGER, Event
-from ._hierarchy import FAIL_FAST, DerivationPolicy
+from ._hierarchy import FAIL_FAST, DerivationPolicy, PolicyReport, check_policy
 from ._lifecycle import DEFAULT_LIFECYCLE, Lifecycle, Route
-from .exceptions import ConfigError, DefinitionError, StatesysError, TransitionNotAllowed
+from .exceptions import (
+    BringUpFailed,
+    ConfigError,
+    DefinitionError,
+    DerivationError,
+    TransitionNotAllowed,
+)
 from .runtime._runner import EXECUTORS, Runner, make_runner
 
 __all__ = ["Restart", "System", "run"]
@@ -48,6 +55,13 @@ class Restart:
     within: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     backoff: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))
     max_backoff: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_backoff < self.backoff:
+            raise ValueError(
+                f"Restart: max_backoff ({self.max_backoff}) must be >= backoff ({self.backoff}); "
+                "raise max_backoff or lower backoff"
+            )
 
 
 def _describe(exc: BaseException) -> str:
@@ -168,7 +182,9 @@ class SystemMeta(type):
             raise DefinitionError(name, problems)
         _add_trigger_methods(namespace, namespace.get("lifecycle") or _inherited(bases, "lifecycle"))
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
-        built: SystemMeta = attrs.define(cls, kw_only=True, eq=False, field_transformer=_config_checks)
+        built: SystemMeta = attrs.define(
+            cls, kw_only=True, eq=False, repr=False, field_transformer=_config_checks
+        )
         _finish(built)
         return built
 
@@ -267,7 +283,8 @@ class System(metaclass=SystemMeta):
     _own: str = attrs.field(init=False, default="initial")
     _own_cause: str | None = attrs.field(init=False, default=None)
     _layers: tuple[tuple[System, ...], ...] = attrs.field(init=False, default=())
-    _tasks: set[asyncio.Task[Any]] | None = attrs.field(init=False, default=None)
+    _tasks: _Tasks | None = attrs.field(init=False, default=None)
+    _inflight: asyncio.Future[None] | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         self._state = self._own = self.lifecycle.initial
@@ -339,7 +356,7 @@ class System(metaclass=SystemMeta):
     def prepare(self, **kwargs: Any) -> None:
         """Gather what running needs; raising leaves the system disabled with the error as cause."""
 
-    def main(self, ctx: Any) -> None:
+    def main(self, ctx: Context) -> None:
         """The system's work.  Without a main, a system runs until ``complete()`` is awaited."""
 
     def shutdown(self) -> None:
@@ -428,7 +445,32 @@ class System(metaclass=SystemMeta):
 
     # -- derivation (parents) --------------------------------------------------------
 
+    def _check_policy(self) -> None:
+        """A parent's policy must pass the exhaustive check with its lifecycle (once per pair)."""
+        policy = self.policy
+        if policy is FAIL_FAST and self.lifecycle is DEFAULT_LIFECYCLE:
+            return
+        owner = f"{type(self).__name__}({self.name!r}).policy"
+        if not callable(getattr(policy, "derive", None)) or not isinstance(
+            getattr(policy, "terminates_siblings", None), bool
+        ):
+            raise DefinitionError(
+                owner,
+                [
+                    "expected a derivation policy (derive(counts, total) -> state, "
+                    f"terminates_siblings: bool), got {policy!r}"
+                ],
+            )
+        key = (id(policy), id(self.lifecycle))
+        if key not in _POLICIES_CHECKED:
+            report = check_policy(policy, self.lifecycle)
+            _POLICIES_CHECKED[key] = (policy, self.lifecycle, report)
+        report = _POLICIES_CHECKED[key][2]
+        if not report.ok:
+            raise DefinitionError(owner, [f"fails the exhaustive check: {report}"])
+
     def _adopt(self, children: Sequence[System]) -> None:
+        self._check_policy()
         problems = []
         names = [c.name for c in children]
         if dups := sorted({n for n in names if names.count(n) > 1}):
@@ -458,13 +500,21 @@ class System(metaclass=SystemMeta):
         intermitted) and counts in the derivation only then, so adding never moves
         the parent.  A child that cannot be brought up is terminated and not added.
         """
-        if self.closed:
+        if self.closed or self._flags & _TERMINATING:
             raise TransitionNotAllowed(
                 self.path,
                 self._state,
                 "add",
                 (),
-                detail=f"a {self._state} system takes no new subsystems",
+                detail=f"a {self._state} system takes no new subsystems; add to an open system",
+            )
+        if self._pending is not None:
+            raise TransitionNotAllowed(
+                self.path,
+                self._state,
+                "add",
+                self.allowed(),
+                detail=f"'add' must wait: '{self._pending}' is in progress; await it first",
             )
         problems = []
         if not isinstance(child, System):
@@ -480,17 +530,21 @@ class System(metaclass=SystemMeta):
         if problems:
             raise DefinitionError(f"{type(self).__name__}({self.name!r}).add", problems)
         if self._counts is None:  # a leaf becomes a parent: its own state is its own part now
+            self._check_policy()
             self._counts = {s: 0 for s in self.lifecycle.states}
             self._own, self._own_cause = self._state, self._cause
             self._counts[self._own] = 1
         child._parent = self
         child._flags |= _UNCOUNTED
+        self._pending = "add"
         try:
             await self._bring_up(child)
         except BaseException:
             child._parent = None
             child._flags &= ~_UNCOUNTED
             raise
+        finally:
+            self._pending = None
         child._flags &= ~_UNCOUNTED
         self.subsystems = (*self.subsystems, child)
         self._layers = (*self._layers, (child,))
@@ -507,13 +561,13 @@ class System(metaclass=SystemMeta):
             if target == "intermitted":
                 state = await child.suspend()
         wanted = {"ready": "ready", "disabled": "ready", "running": "running", "intermitted": "intermitted"}
-        if self.closed or state != wanted.get(target, state):
-            reason = f"{child.path} could not be brought up to {target!r}: it is {state!r}"
-            if child._cause:
-                reason += f" ({child._cause.splitlines()[-1]})"
+        # the parent may have moved meanwhile (a sibling failed, say): then the child does not fit
+        if self._state != target or self._flags & _TERMINATING or state != wanted.get(target, state):
+            error = BringUpFailed(child.path, state, target, child._cause)
             if not child.closed:
-                await child.terminate(reason)
-            raise StatesysError(reason)
+                await child.terminate(str(error))
+            await child.wait_closed()
+            raise error
 
     @staticmethod
     def _start_layers(children: Sequence[System], problems: list[str]) -> tuple[tuple[System, ...], ...]:
@@ -554,9 +608,9 @@ class System(metaclass=SystemMeta):
         old = self._state
         trigger = self.lifecycle.trigger_between(old, target)
         if trigger is None:
-            raise StatesysError(
-                f"{self.path}: policy {self.policy!r} derived an illegal move {old!r} -> {target!r} "
-                f"after {child.path if child else 'its own part'} moved {source!r} -> {dest!r}"
+            mover = child.path if child else f"{self.path} (own part)"
+            raise DerivationError(
+                self.path, self.policy, old, target, f"{mover} moved {source!r} -> {dest!r}"
             )
         who = child if child is not None else None
         cause = None
@@ -571,11 +625,13 @@ class System(metaclass=SystemMeta):
             self._spawn(self._terminate_tree(f"fail-fast: {cause or 'a subsystem terminated'}"))
 
     def _spawn(self, coro: typing.Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        if self._tasks is None:
-            self._tasks = set()
+        """Run `coro` as a task of this system; `wait_closed` waits for it and re-raises its error."""
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = _Tasks()
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.done)
         return task
 
     # -- own part: the system's own hooks, a leaf's whole state --------------------------
@@ -639,11 +695,19 @@ class System(metaclass=SystemMeta):
         if hook not in self._overrides and not (hook == "prepare" and self.executor == "process"):
             return None
         runner = self._get_runner()
+        call: typing.Awaitable[None] = runner.call(hook, kwargs)
+        if hook in _BOUNDED_HOOKS:  # closing must not hang: cut off after the grace period
+            call = asyncio.wait_for(call, self.grace)
         try:
-            if hook in _BOUNDED_HOOKS:  # closing must not hang: cut off after the grace period
-                await asyncio.wait_for(runner.call(hook, kwargs), self.grace)
-            else:
-                await runner.call(hook, kwargs)
+            if hook == "teardown":
+                await call
+            else:  # prepare and shutdown: a terminate waits for them before teardown
+                inflight = self._inflight = asyncio.ensure_future(call)
+                try:
+                    await inflight
+                finally:
+                    if self._inflight is inflight:
+                        self._inflight = None
         except TimeoutError:
             await runner.close()
             return f"{hook}() did not finish within {self.grace:g}s; cut off"
@@ -688,26 +752,50 @@ class System(metaclass=SystemMeta):
             return
         self._flags |= _FINISHING
         self._main = None
-        cause = await self._hook("shutdown")
-        await self._close_runner()
-        self._flags &= ~_FINISHING
+        owner = self._pending is None
+        if owner:
+            self._pending = "complete"  # no suspend while shutdown runs
+        try:
+            cause = await self._hook("shutdown")
+            await self._close_runner()
+        finally:
+            self._flags &= ~_FINISHING
+            if owner:
+                self._pending = None
         if self._flags & _TERMINATING or not self._can("complete"):
             return
         self._part_move("complete", cause=cause)
 
     async def _main_failed(self, cause: str) -> None:
         policy = self.restart
-        if policy is not None and self._may_restart(policy):
-            n = len(self._restarts or ())
-            if self._part == "running":
-                self._part_move("suspend", cause=f"restart {n}/{policy.limit} after: {cause}")
-            await asyncio.sleep(min(policy.backoff * 2 ** (n - 1), policy.max_backoff))
-            if self._flags & _TERMINATING or self._part != "intermitted":
-                return
-            self._part_move("resume")
-            self._launch()
+        if (
+            policy is None
+            or not self._may_restart(policy)
+            or (not self._can("resume") and not self._can("suspend"))
+        ):
+            await self._terminate_own(cause)
             return
-        await self._terminate_own(cause)
+        n = len(self._restarts or ())
+        why = f"restart {n}/{policy.limit} after: {cause}"
+        if self._part == "intermitted":
+            # suspended by its user when it failed: record why, restart when resumed
+            self._set_part_cause(why)
+            self._flags |= _RESTART_ON_RESUME
+            return
+        self._part_move("suspend", cause=why)
+        # the backoff is an operation in progress: only terminate may interrupt it
+        owner = self._pending is None
+        if owner:
+            self._pending = "restart"
+        try:
+            await asyncio.sleep(min(policy.backoff * 2 ** (n - 1), policy.max_backoff))
+        finally:
+            if owner:
+                self._pending = None
+        if self._flags & _TERMINATING or self._part != "intermitted":
+            return
+        self._part_move("resume")
+        self._launch()
 
     def _may_restart(self, policy: Restart) -> bool:
         now = time.monotonic()
@@ -740,7 +828,21 @@ class System(metaclass=SystemMeta):
             and (note := await runner.stop(self.grace))
         ):
             notes.append(note)
+        watcher = self._watcher
+        if (
+            main is not None
+            and not main.done()
+            and watcher is not None
+            and watcher is not asyncio.current_task()
+        ):
+            watcher.cancel()  # main was given up on (an abandoned thread): nobody waits for it
         self._main = None
+        inflight = self._inflight
+        if inflight is not None and not inflight.done():
+            # prepare or shutdown is still running: teardown must not overlap it
+            done, _ = await asyncio.wait([inflight], timeout=self.grace)
+            if not done:
+                notes.append(f"an unfinished hook was still running after {self.grace:g}s")
         if not self._flags & _TORN_DOWN:
             self._flags |= _TORN_DOWN
             if failure := await self._hook("teardown"):
@@ -762,10 +864,24 @@ class System(metaclass=SystemMeta):
                 self.allowed(),
                 detail=f"'{trigger}' must wait: '{self._pending}' is in progress; await it first",
             )
-        return self.lifecycle.check(self, trigger, kwargs)
+        route = self.lifecycle.check(self, trigger, kwargs)
+        if self._counts is not None and (source := _CASCADE_FROM.get(trigger)) is not None:
+            self._precheck(trigger, kwargs, self.lifecycle.initial if source == "initial" else source)
+        return route
 
     def _children_in(self, state: str) -> list[System]:
-        return [c for c in self.subsystems if c._state == state]
+        """Children a cascade moves: those in `state`, unless busy with an operation of their own."""
+        return [c for c in self.subsystems if c._state == state and c._pending is None]
+
+    def _precheck(self, trigger: str, kwargs: Mapping[str, Any], state: str) -> None:
+        """Evaluate the guards of every child a cascade would move, before any moves.
+
+        So that a guard refusing deep in the tree leaves the whole tree unchanged.
+        """
+        for child in self._children_in(state):
+            child.lifecycle.check(child, trigger, kwargs)
+            if child._counts is not None:
+                child._precheck(trigger, kwargs, state)
 
     async def trigger(self, trigger: str, /, **kwargs: Any) -> str:
         """Fire any trigger of the lifecycle by name; returns the new state."""
@@ -795,6 +911,8 @@ class System(metaclass=SystemMeta):
             await self._prepare_part("activate", kwargs, route)
         finally:
             self._pending = None
+        if self._flags & _TERMINATING:  # a terminate overtook it: report where that ends
+            return await self.wait_closed()
         return self._state
 
     async def _prepare_part(self, trigger: str, kwargs: Mapping[str, Any], route: Route | None) -> None:
@@ -802,7 +920,7 @@ class System(metaclass=SystemMeta):
         if self.lifecycle.route(source, trigger) is None:
             return
         failure = None if self._flags & _PREPARED else await self._hook("prepare", kwargs)
-        if self._part != source:  # terminated meanwhile
+        if self._part != source or self._flags & _TERMINATING:  # the terminate path owns the ending
             return
         own_route = route if self._counts is None else None
         if failure is None:
@@ -849,6 +967,8 @@ class System(metaclass=SystemMeta):
             await self._prepare_part("enable", kwargs, route)
         finally:
             self._pending = None
+        if self._flags & _TERMINATING:
+            return await self.wait_closed()
         return self._state
 
     async def start(self) -> str:
@@ -861,7 +981,7 @@ class System(metaclass=SystemMeta):
         self._pending = "start"
         try:
             for layer in self._layers:
-                await _gather(c.start() for c in layer if c._state == "ready")
+                await _gather(c.start() for c in layer if c._state == "ready" and c._pending is None)
             if self._own == "ready":
                 self._part_move("start")
                 self._launch()
@@ -872,6 +992,10 @@ class System(metaclass=SystemMeta):
 
     async def complete(self) -> str:
         """running → completed: ask main to finish (``ctx.stopping``), then run ``shutdown``."""
+        watcher = self._watcher
+        if self._flags & _FINISHING and watcher is not None and self._counts is None:
+            await asyncio.shield(watcher)  # main already returned: shutdown is under way
+            return self._state
         self._begin("complete")
         self._pending = "complete"
         try:
@@ -880,19 +1004,23 @@ class System(metaclass=SystemMeta):
             await self._complete_part()
         finally:
             self._pending = None
+        if self._flags & _TERMINATING:  # a terminate overtook it: report where that ends
+            return await self.wait_closed()
         return self._state
 
     async def _complete_part(self) -> None:
-        if self._main is None and self._counts is None:
-            await self._finish_main()
-            return
-        # ask main to return, and wait for the watcher to finish (a restart launches anew)
-        while self._can("complete") and self._main is not None and self._watcher is not None:
-            if self._runner is not None:
+        """Ask main to return and wait for the watcher that completes (a restart launches anew)."""
+        while self._can("complete"):
+            watcher = self._watcher
+            if self._main is not None and self._runner is not None:
                 self._runner.request_stop()
-            await asyncio.shield(self._watcher)
-        if self._counts is None and self._can("complete") and self._watcher is not None:
-            await asyncio.shield(self._watcher)
+            elif watcher is None or watcher.done():
+                if self._counts is None:  # no main: complete now
+                    await self._finish_main()
+                return  # a parent's own part completes once its children have
+            if watcher is None:
+                return
+            await asyncio.shield(watcher)
 
     async def suspend(self) -> str:
         """running → intermitted: pause main (``ctx.checkpoint`` blocks, or SIGSTOP in signal mode)."""
@@ -930,6 +1058,9 @@ class System(metaclass=SystemMeta):
         if self._flags & _MAIN_DONE:
             self._flags &= ~_MAIN_DONE
             self._watcher = self._spawn(self._finish_main())
+        elif self._flags & _RESTART_ON_RESUME:
+            self._flags &= ~_RESTART_ON_RESUME
+            self._launch()
 
     async def terminate(self, cause: str | None = None) -> str:
         """Any open state → terminated: stop main, run ``teardown`` (children in reverse start order)."""
@@ -946,6 +1077,8 @@ class System(metaclass=SystemMeta):
                 for child in reversed(layer):
                     if not child.closed:
                         await child.terminate(cause)
+                    else:  # closed by derivation, its own subtree may still be ending
+                        await child.wait_closed()
         await self._terminate_own(cause)
 
     # -- whole runs ----------------------------------------------------------------------
@@ -964,23 +1097,35 @@ class System(metaclass=SystemMeta):
         return self._state
 
     async def _settled(self) -> None:
+        """Wait for the runtime tasks of the subtree; re-raise the first error one raised."""
         me = asyncio.current_task()
         for node in self.walk():
-            while node._tasks:
-                pending = [t for t in node._tasks if t is not me and not t.done()]
+            tasks = node._tasks
+            while tasks:
+                pending = [t for t in tasks if t is not me and not t.done()]
                 if not pending:
                     break
                 await asyncio.wait(pending)
+            for task in [t for t in tasks or () if t.done()]:
+                tasks.done(task)  # type: ignore[union-attr]  # before its callback: see its error now
+            if tasks is not None and tasks.error is not None:
+                error, tasks.error = tasks.error, None
+                raise error
 
     async def run(self, **kwargs: Any) -> str:
         """Activate, start, wait until closed; return the final state.
 
-        A system whose preparation failed cannot start: `run` returns ``"disabled"``
-        at once (the cause says why) instead of waiting for an ``enable``.
+        A tree that cannot start (a preparation failed: some system is disabled) is
+        terminated at once, so that what was prepared is torn down and no process
+        is left; the cause names what failed.
         """
-        await self.activate(**kwargs)
-        if self._state != "ready":
-            return self._state
+        state = await self.activate(**kwargs)
+        if state != "ready":
+            if not self.closed:
+                failed = next((s for s in self.walk() if s._state == "disabled" and s._cause), self)
+                why = f": {failed._cause.splitlines()[-1]}" if failed._cause else ""
+                await self.terminate(f"run: {failed.path} is {failed._state}{why}")
+            return await self.wait_closed()
         await self.start()
         return await self.wait_closed()
 
@@ -992,9 +1137,40 @@ _MAIN_DONE: Final = 8
 _FINISHING: Final = 16
 _BOUNDED_HOOKS: Final = frozenset({"shutdown", "teardown"})
 _UNCOUNTED: Final = 32  # a child being brought up: in the tree's journal, not yet in the derivation
+_RESTART_ON_RESUME: Final = 64  # main failed while its user had it suspended
+#: (policy id, lifecycle id) -> (policy, lifecycle, report); the objects keep the ids valid.
+_POLICIES_CHECKED: dict[tuple[int, int], tuple[object, Lifecycle, PolicyReport]] = {}
 _CASCADING: Final = frozenset(
     {"activate", "disable", "enable", "start", "complete", "suspend", "resume", "terminate"}
 )
+#: The state of the children each cascading trigger moves (``initial``: the lifecycle's own).
+_CASCADE_FROM: Final = {
+    "activate": "initial",
+    "disable": "initial",
+    "enable": "disabled",
+    "start": "ready",
+    "complete": "running",
+    "suspend": "running",
+    "resume": "intermitted",
+}
+
+
+class _Tasks(set[asyncio.Task[None]]):
+    """A system's runtime tasks, and the first error one of them raised."""
+
+    error: BaseException | None = None
+
+    def done(self, task: asyncio.Task[None]) -> None:
+        if task not in self:  # already seen (by `_settled` or the done callback)
+            return
+        self.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            LOGGER.error("statesys: a runtime task failed", exc_info=exc)
+            if self.error is None:
+                self.error = exc
 
 
 class _Own:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BringUpFailed",
     "ConfigError",
     "DefinitionError",
+    "DerivationError",
     "GuardRejected",
     "HookFailed",
     "RemoteError",
@@ -115,3 +117,30 @@ class WorkerDied(StatesysError, RuntimeError):
         self.pid = pid
         self.exitcode = exitcode
         super().__init__(f"{system}: process {pid} {detail}")
+
+
+class BringUpFailed(StatesysError, RuntimeError):
+    """A subsystem added to a running tree could not reach its parent's level; it was not added."""
+
+    def __init__(self, system: str, state: str, target: str, cause: str | None) -> None:
+        self.system = system
+        self.state = state
+        self.cause = cause
+        why = f" ({cause.splitlines()[-1]})" if cause else ""
+        super().__init__(
+            f"{system} could not be brought up to {target!r}: it is {state!r}{why}; "
+            "it was terminated and not added — fix its prepare/main, then add a new instance"
+        )
+
+
+class DerivationError(StatesysError, RuntimeError):
+    """A derivation policy asked a parent for a move its lifecycle does not have."""
+
+    def __init__(self, system: str, policy: object, source: str, dest: str, after: str) -> None:
+        self.system = system
+        self.source = source
+        self.dest = dest
+        super().__init__(
+            f"{system}: policy {policy!r} derived the illegal move {source!r} -> {dest!r} after {after}; "
+            "check the policy with statesys.testing.check_policy"
+        )

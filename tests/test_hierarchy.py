@@ -262,3 +262,18 @@ def test_events_async_iterator_sees_the_whole_tree_in_order() -> None:
 
     seen = asyncio.run(go())
     assert seen[-1] == "app:completed" and len(seen) == 9
+
+
+def test_a_policy_that_fails_the_exhaustive_check_is_refused_at_construction() -> None:
+    with pytest.raises(DefinitionError, match="fails the exhaustive check: illegal parent move"):
+        System("app", subsystems=[System("a")], policy=Isolate())
+    with pytest.raises(DefinitionError, match="expected a derivation policy"):
+        System("app", subsystems=[System("a")], policy="fail-fast")  # type: ignore[arg-type]
+    # a correct custom policy is accepted (checked once, then cached)
+    app = System("app", subsystems=[System("a")], policy=statesys.FailFast())
+    assert app.state == "initial"
+
+
+def test_restart_policy_is_validated() -> None:
+    with pytest.raises(ValueError, match="max_backoff"):
+        statesys.Restart(backoff=2.0, max_backoff=1.0)

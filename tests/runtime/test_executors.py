@@ -145,13 +145,13 @@ def test_restart_policy(executor: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_prepare_failure_disables(executor: str, tmp_path: Path) -> None:
     w = make(executor, tmp_path, mode="bad-prepare")
-    assert statesys.run(w) == "disabled"
-    assert "RuntimeError: no dataset" in (w.cause or "")
-
-    async def finish() -> str:
-        return await w.terminate()
-
-    assert asyncio.run(finish()) == "terminated"
+    events = journal(w)
+    # run() cannot start a disabled system: it terminates it, teardown runs, no worker is left
+    assert statesys.run(w) == "terminated"
+    assert [e.dest for e in events] == ["disabled", "terminated"]
+    assert "RuntimeError: no dataset" in (events[0].cause or "")
+    assert (w.cause or "").startswith("run: w is disabled: RuntimeError: no dataset")
+    assert notes(tmp_path / "marker")[-1] == "teardown"
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
