@@ -7,8 +7,10 @@ from ._lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ._replay import ReplayReport, replay
 from ._system import Restart, System, run
 from .exceptions import (
+    BringUpFailed,
     ConfigError,
     DefinitionError,
+    DerivationError,
     GuardRejected,
     HookFailed,
     RemoteError,
@@ -20,9 +22,11 @@ from .exceptions import (
 __all__ = [
     "DEFAULT_LIFECYCLE",
     "FAIL_FAST",
+    "BringUpFailed",
     "ConfigError",
     "Context",
     "DefinitionError",
+    "DerivationError",
     "DerivationPolicy",
     "Event",
     "FailFast",
