@@ -11,7 +11,9 @@ def test_exports_are_pinned() -> None:
         [
             "DEFAULT_LIFECYCLE",
             "FAIL_FAST",
+            "BringUpFailed",
             "ConfigError",
+            "DerivationError",
             "Context",
             "DefinitionError",
             "DerivationPolicy",
