@@ -471,17 +471,7 @@ class System(metaclass=SystemMeta):
 
     def _adopt(self, children: Sequence[System]) -> None:
         self._check_policy()
-        problems = []
-        names = [c.name for c in children]
-        if dups := sorted({n for n in names if names.count(n) > 1}):
-            problems.append(f"subsystem names must be unique among siblings: {dups}")
-        for child in children:
-            if not isinstance(child, System):
-                problems.append(f"subsystems must be Systems, got {child!r}")
-            elif child._parent is not None:
-                problems.append(f"{child.name!r} already belongs to {child._parent.path!r}")
-            elif child._state != child.lifecycle.initial:
-                problems.append(f"{child.name!r} is {child._state!r}; only a new system can be adopted here")
+        problems = _adoption_problems(children)
         self._layers = self._start_layers(children, problems)
         if problems:
             raise DefinitionError(f"{type(self).__name__}({self.name!r})", problems)
@@ -516,16 +506,10 @@ class System(metaclass=SystemMeta):
                 self.allowed(),
                 detail=f"'add' must wait: '{self._pending}' is in progress; await it first",
             )
-        problems = []
-        if not isinstance(child, System):
-            problems.append(f"subsystems must be Systems, got {child!r}")
-        elif child._parent is not None:
-            problems.append(f"{child.name!r} already belongs to {child._parent.path!r}")
-        elif child._state != child.lifecycle.initial:
-            problems.append(f"{child.name!r} is {child._state!r}; only a new system can be added")
-        elif any(c.name == child.name for c in self.subsystems):
-            problems.append(f"subsystem names must be unique among siblings: [{child.name!r}]")
-        elif unknown := [a for a in child.after if all(c.name != a for c in self.subsystems)]:
+        problems = _adoption_problems([*self.subsystems, child], new=child)
+        if not problems and (
+            unknown := [a for a in child.after if all(c.name != a for c in self.subsystems)]
+        ):
             problems.append(f"{child.name!r} starts after unknown siblings {unknown}")
         if problems:
             raise DefinitionError(f"{type(self).__name__}({self.name!r}).add", problems)
@@ -1153,6 +1137,22 @@ _CASCADE_FROM: Final = {
     "suspend": "running",
     "resume": "intermitted",
 }
+
+
+def _adoption_problems(children: Sequence[System], new: System | None = None) -> list[str]:
+    """What keeps `children` (or only `new` among them) from being adopted by one parent."""
+    problems = []
+    names = [getattr(c, "name", None) for c in children]
+    if dups := sorted({str(n) for n in names if names.count(n) > 1}):
+        problems.append(f"subsystem names must be unique among siblings: {dups}")
+    for child in children if new is None else [new]:
+        if not isinstance(child, System):
+            problems.append(f"subsystems must be Systems, got {child!r}")
+        elif child._parent is not None:
+            problems.append(f"{child.name!r} already belongs to {child._parent.path!r}")
+        elif child._state != child.lifecycle.initial:
+            problems.append(f"{child.name!r} is {child._state!r}; only a new system can be adopted")
+    return problems
 
 
 class _Tasks(set[asyncio.Task[None]]):

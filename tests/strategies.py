@@ -103,3 +103,18 @@ def extended_default(rec: Recorder) -> Lifecycle:
 
 def lifecycles(rec: Recorder) -> dict[str, Lifecycle]:
     return {"default": DEFAULT_LIFECYCLE, "door": door(rec), "draining": extended_default(rec)}
+
+
+#: The source design's log, in order: (system, state) for appSystem with sleepSystem1
+#: sleeping longer than sleepSystem2.
+ARTICLE_ORDER = [
+    ("sleepSystem1", "ready"),
+    ("sleepSystem2", "ready"),
+    ("appSystem", "ready"),
+    ("sleepSystem1", "running"),
+    ("sleepSystem2", "running"),
+    ("appSystem", "running"),
+    ("sleepSystem2", "completed"),
+    ("sleepSystem1", "completed"),
+    ("appSystem", "completed"),
+]

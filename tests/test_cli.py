@@ -11,6 +11,8 @@ import pytest
 
 from statesys._cli import main as cli
 
+from .strategies import ARTICLE_ORDER
+
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\t\[(\w+)\]\tpid:(\d{5,})\t([a-z]+)$")
 
 
@@ -19,17 +21,7 @@ def test_demo_prints_the_source_log_lines_in_order(capsys: pytest.CaptureFixture
     lines = capsys.readouterr().out.splitlines()
     parsed = [LINE.match(line) for line in lines]
     assert all(parsed), lines
-    assert [(m.group(1), m.group(3)) for m in parsed if m] == [
-        ("sleepSystem1", "ready"),
-        ("sleepSystem2", "ready"),
-        ("appSystem", "ready"),
-        ("sleepSystem1", "running"),
-        ("sleepSystem2", "running"),
-        ("appSystem", "running"),
-        ("sleepSystem2", "completed"),
-        ("sleepSystem1", "completed"),
-        ("appSystem", "completed"),
-    ]
+    assert [(m.group(1), m.group(3)) for m in parsed if m] == ARTICLE_ORDER
 
 
 def test_demo_scales(capsys: pytest.CaptureFixture[str]) -> None:

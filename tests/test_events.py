@@ -17,6 +17,7 @@ import statesys
 from statesys import Event, Journal, LogFormatter, System, format_line, read_journal, replay
 from statesys._cli import main as cli
 
+from .strategies import ARTICLE_ORDER
 from .test_system import Sleeper
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\t\[[^\]]+\]\tpid:\d{5,}\t[a-z]+$")
@@ -56,17 +57,7 @@ def test_library_logs_through_statesys_logger_without_configuring_it() -> None:
     lines = stream.getvalue().splitlines()
     assert all(LINE.match(line) for line in lines), lines
     order = [(line.split("\t")[1], line.split("\t")[3]) for line in lines]
-    assert order == [
-        ("[sleepSystem1]", "ready"),
-        ("[sleepSystem2]", "ready"),
-        ("[appSystem]", "ready"),
-        ("[sleepSystem1]", "running"),
-        ("[sleepSystem2]", "running"),
-        ("[appSystem]", "running"),
-        ("[sleepSystem2]", "completed"),
-        ("[sleepSystem1]", "completed"),
-        ("[appSystem]", "completed"),
-    ]
+    assert order == [(f"[{name}]", state) for name, state in ARTICLE_ORDER]
 
 
 def run_with_journal(path: Path) -> System:

@@ -12,6 +12,7 @@ import statesys
 from statesys import FAIL_FAST, Context, DefinitionError, Event, System, TransitionNotAllowed
 from statesys.testing._policy import check_policy
 
+from .strategies import ARTICLE_ORDER
 from .test_system import Recording, Sleeper
 
 
@@ -84,17 +85,7 @@ def test_parent_running_only_after_all_children_and_completed_after_all() -> Non
     app.subscribe(events.append)
     assert statesys.run(app) == "completed"
     order = [(e.name, e.dest) for e in events]
-    assert order == [
-        ("sleepSystem1", "ready"),
-        ("sleepSystem2", "ready"),
-        ("appSystem", "ready"),
-        ("sleepSystem1", "running"),
-        ("sleepSystem2", "running"),
-        ("appSystem", "running"),
-        ("sleepSystem2", "completed"),
-        ("sleepSystem1", "completed"),
-        ("appSystem", "completed"),
-    ]
+    assert order == ARTICLE_ORDER
 
 
 def test_start_after_and_terminate_in_reverse_start_order() -> None:
