@@ -14,7 +14,7 @@ import os
 import time
 import traceback
 import typing
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
@@ -182,8 +182,15 @@ class SystemMeta(type):
             raise DefinitionError(name, problems)
         _add_trigger_methods(namespace, namespace.get("lifecycle") or _inherited(bases, "lifecycle"))
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        # no on_setattr hooks: config is validated at construction, and a hook would
+        # sit on every state write (40% of an awaited trigger)
         built: SystemMeta = attrs.define(
-            cls, kw_only=True, eq=False, repr=False, field_transformer=_config_checks
+            cls,
+            kw_only=True,
+            eq=False,
+            repr=False,
+            on_setattr=attrs.setters.NO_OP,
+            field_transformer=_config_checks,
         )
         _finish(built)
         return built
@@ -237,7 +244,7 @@ def _finish(cls: Any) -> None:
     cls._overrides = frozenset(h for h in _HOOKS if getattr(cls, h) is not getattr(System, h))
 
 
-@attrs.define(eq=False, slots=True)
+@attrs.define(eq=False, slots=True, on_setattr=attrs.setters.NO_OP)
 class System(metaclass=SystemMeta):
     """A long-running part with a declared lifecycle.
 
@@ -270,6 +277,7 @@ class System(metaclass=SystemMeta):
     _state: str = attrs.field(init=False, default="initial")
     _cause: str | None = attrs.field(init=False, default=None)
     _parent: System | None = attrs.field(init=False, default=None)
+    _path: str | None = attrs.field(init=False, default=None)
     _listeners: list[Callable[[Event], None]] | None = attrs.field(init=False, default=None)
     _pending: str | None = attrs.field(init=False, default=None)
     _flags: int = attrs.field(init=False, default=0)
@@ -310,9 +318,15 @@ class System(metaclass=SystemMeta):
     @property
     def path(self) -> str:
         """The system's path from its root, e.g. ``"app/trainer"``."""
-        if self._parent is None:
-            return self.name
-        return f"{self._parent.path}/{self.name}"
+        path = self._path
+        if path is None:
+            path = self._path = self.name if self._parent is None else f"{self._parent.path}/{self.name}"
+        return path
+
+    def _set_parent(self, parent: System | None) -> None:
+        self._parent = parent
+        for node in self.walk():  # the subtree's cached paths start elsewhere now
+            node._path = None
 
     @property
     def closed(self) -> bool:
@@ -372,10 +386,12 @@ class System(metaclass=SystemMeta):
         if self._listeners is None:
             self._listeners = []
         self._listeners.append(listener)
+        _SUBSCRIBED[0] += 1
 
         def unsubscribe() -> None:
             if self._listeners is not None and listener in self._listeners:
                 self._listeners.remove(listener)
+                _SUBSCRIBED[0] -= 1
 
         return unsubscribe
 
@@ -393,8 +409,10 @@ class System(metaclass=SystemMeta):
             unsubscribe()
 
     def _emit(self, trigger: str, source: str, dest: str, cause: str | None) -> None:
-        node: System | None = self
         logging_on = LOGGER.isEnabledFor(_INFO)
+        if not logging_on and not _SUBSCRIBED[0]:
+            return  # nobody listens anywhere: build nothing, walk nothing
+        node: System | None = self
         if not logging_on:
             while node is not None and not node._listeners:
                 node = node._parent
@@ -437,11 +455,20 @@ class System(metaclass=SystemMeta):
             fn(self, **kwargs)
 
     def _moved(self, trigger: str, source: str, dest: str, cause: str | None) -> None:
-        self._emit(trigger, source, dest, cause)
-        if self._parent is not None and not self._flags & _UNCOUNTED:
-            self._parent._child_moved(self, source, dest)
-        if dest in self.lifecycle.final_states and self._closed is not None:
-            self._closed.set()
+        """Record a move, then re-derive the ancestors, climbing while they change (a loop, not recursion)."""
+        node = self
+        while True:
+            node._emit(trigger, source, dest, cause)
+            if dest in node.lifecycle.final_states and node._closed is not None:
+                node._closed.set()
+            parent = node._parent
+            if parent is None or node._flags & _UNCOUNTED:
+                return
+            step = parent._recount(node, source, dest)
+            if step is None:
+                return
+            trigger, source, dest, cause = step
+            node = parent
 
     # -- derivation (parents) --------------------------------------------------------
 
@@ -477,7 +504,7 @@ class System(metaclass=SystemMeta):
             raise DefinitionError(f"{type(self).__name__}({self.name!r})", problems)
         counts = self._counts = {s: 0 for s in self.lifecycle.states}
         for child in children:
-            child._parent = self
+            child._set_parent(self)
             counts[child._state] = counts.get(child._state, 0) + 1
         counts[self._own] += 1
         self._state = self._derive()
@@ -518,13 +545,13 @@ class System(metaclass=SystemMeta):
             self._counts = {s: 0 for s in self.lifecycle.states}
             self._own, self._own_cause = self._state, self._cause
             self._counts[self._own] = 1
-        child._parent = self
+        child._set_parent(self)
         child._flags |= _UNCOUNTED
         self._pending = "add"
         try:
             await self._bring_up(child)
         except BaseException:
-            child._parent = None
+            child._set_parent(None)
             child._flags &= ~_UNCOUNTED
             raise
         finally:
@@ -579,16 +606,27 @@ class System(metaclass=SystemMeta):
         return self.policy.derive(counts, len(self.subsystems) + 1)
 
     def _child_moved(self, child: System | None, source: str, dest: str, adopted: bool = False) -> None:
+        """A child (None: the own part) moved: re-derive, and record this parent's move if any."""
+        step = self._recount(child, source, dest, adopted)
+        if step is not None:
+            self._moved(*step)
+
+    def _recount(
+        self, child: System | None, source: str, dest: str, adopted: bool = False
+    ) -> tuple[str, str, str, str | None] | None:
+        """Update the counts; return this parent's derived move (trigger, source, dest, cause), if any."""
         counts = self._counts
         assert counts is not None
         if not adopted:
             counts[source] -= 1
         counts[dest] = counts.get(dest, 0) + 1
+        if child is not None:
+            self._mirror_own(counts)
+            if dest in self.lifecycle.final_states:
+                self._maybe_finish_own()
         target = self.policy.derive(counts, len(self.subsystems) + 1)
-        if child is not None and dest in self.lifecycle.final_states:
-            self._maybe_finish_own()
         if target == self._state:
-            return
+            return None
         old = self._state
         trigger = self.lifecycle.trigger_between(old, target)
         if trigger is None:
@@ -596,17 +634,37 @@ class System(metaclass=SystemMeta):
             raise DerivationError(
                 self.path, self.policy, old, target, f"{mover} moved {source!r} -> {dest!r}"
             )
-        who = child if child is not None else None
         cause = None
-        if who is not None and dest == target and dest != "completed":
-            cause = f"{who.path} {dest}" + (f": {who._cause}" if who._cause else "")
-        elif who is None and dest == target:
-            cause = self._own_cause
+        if dest == target and dest != "completed":
+            if child is None:
+                cause = self._own_cause
+            elif child._counts is not None:
+                cause = child._cause  # already names the system it came from
+            else:
+                cause = f"{child.path} {dest}" + (f": {child._cause}" if child._cause else "")
         self._state = target
         self._cause = cause
-        self._moved(trigger, old, target, cause)
         if target == "terminated" and self.policy.terminates_siblings and not self._flags & _TERMINATING:
             self._spawn(self._terminate_tree(f"fail-fast: {cause or 'a subsystem terminated'}"))
+        return trigger, old, target, cause
+
+    def _mirror_own(self, counts: dict[str, int]) -> None:
+        """A parent without a main has nothing of its own to suspend: its own part follows its children.
+
+        It is intermitted exactly when every open child is, so that a parent whose
+        children were suspended one by one is intermitted, as the rule says.
+        """
+        own = self._own
+        if own not in ("running", "intermitted") or "main" in self._overrides or self._flags & _FINISHING:
+            return
+        closed = sum(counts.get(s, 0) for s in self.lifecycle.final_states)
+        real_open = len(self.subsystems) - closed
+        real_intermitted = counts.get("intermitted", 0) - (own == "intermitted")
+        want = "intermitted" if real_open > 0 and real_intermitted == real_open else "running"
+        if want != own:
+            counts[own] -= 1
+            counts[want] = counts.get(want, 0) + 1
+            self._own = want
 
     def _spawn(self, coro: typing.Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `coro` as a task of this system; `wait_closed` waits for it and re-raises its error."""
@@ -1114,6 +1172,8 @@ class System(metaclass=SystemMeta):
         return await self.wait_closed()
 
 
+#: How many listeners are subscribed anywhere (a list: a mutable module-level counter).
+_SUBSCRIBED: Final = [0]
 _TERMINATING: Final = 1
 _TORN_DOWN: Final = 2
 _PREPARED: Final = 4
@@ -1142,8 +1202,8 @@ _CASCADE_FROM: Final = {
 def _adoption_problems(children: Sequence[System], new: System | None = None) -> list[str]:
     """What keeps `children` (or only `new` among them) from being adopted by one parent."""
     problems = []
-    names = [getattr(c, "name", None) for c in children]
-    if dups := sorted({str(n) for n in names if names.count(n) > 1}):
+    names = Counter(getattr(c, "name", None) for c in children)
+    if dups := sorted(str(n) for n, k in names.items() if k > 1):
         problems.append(f"subsystem names must be unique among siblings: {dups}")
     for child in children if new is None else [new]:
         if not isinstance(child, System):

@@ -268,3 +268,21 @@ def test_a_policy_that_fails_the_exhaustive_check_is_refused_at_construction() -
 def test_restart_policy_is_validated() -> None:
     with pytest.raises(ValueError, match="max_backoff"):
         statesys.Restart(backoff=2.0, max_backoff=1.0)
+
+
+def test_children_suspended_one_by_one_make_the_parent_intermitted() -> None:
+    async def go() -> None:
+        app = System("app", subsystems=[Recording("a"), Recording("b"), System("done")])
+        await app.activate()
+        await app.start()
+        await app["done"].complete()
+        await app["a"].suspend()
+        assert app.state == "running"
+        await app["b"].suspend()
+        assert app.state == "intermitted"  # every open child is intermitted (rule 6)
+        await app["a"].resume()
+        assert app.state == "running"
+        await app["b"].resume()
+        assert await app.complete() == "completed"
+
+    asyncio.run(go())
