@@ -107,20 +107,21 @@ def test_signal_terminates_the_tree_in_reverse_order_and_exits_non_zero(
 
 PROCESS_SCRIPT = textwrap.dedent(
     """
-    import subprocess, statesys
+    import os, subprocess, statesys
     from statesys import System
 
     class Spawner(System):
         seconds: float = 60.0
         def main(self, ctx):
             child = subprocess.Popen(["sleep", "120"])  # a grandchild in the worker's group
-            print("grandchild", child.pid, flush=True)
+            with open(f"pids-{self.name}.tmp", "w") as f:
+                f.write(f"{os.getpid()} {child.pid}")
+            os.rename(f"pids-{self.name}.tmp", f"pids-{self.name}")
             ctx.sleep(self.seconds)
 
     if __name__ == "__main__":
         app = System("app", subsystems=[Spawner("a", executor="process", grace=0.5),
                                         Spawner("b", executor="process", grace=0.5)])
-        app.subscribe(lambda e: print("event", e.path, e.dest, e.pid, flush=True))
         statesys.run(app)
     """
 )
@@ -139,34 +140,33 @@ def test_no_process_of_the_tree_survives_the_orchestrator(tmp_path: Path, signum
     proc = subprocess.Popen(
         [sys.executable, *command],
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(tmp_path)},
     )
-    assert proc.stdout is not None
-    workers: set[int] = set()
-    grandchildren: set[int] = set()
-    for line in proc.stdout:
-        parts = line.split()
-        if parts[0] == "grandchild":
-            grandchildren.add(int(parts[1]))
-        elif parts[0] == "event" and parts[1] != "app" and parts[2] == "running":
-            workers.add(int(parts[3]))
-        if len(workers) == 2 and len(grandchildren) == 2:
-            break
-    pids = workers | grandchildren
+    files = [tmp_path / "pids-a", tmp_path / "pids-b"]
+    deadline = time.monotonic() + 30
+    while not all(f.exists() for f in files):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.02)
+    pids = {int(p) for f in files for p in f.read_text().split()}
     tree = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
-    assert pids <= tree
+    assert pids <= tree and len(pids) == 4  # two workers, two grandchildren
     os.kill(proc.pid, signum)
     proc.communicate(timeout=30)
+
+    def alive() -> list[int]:
+        left = []
+        for pid in pids | tree:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    left.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return left
+
     deadline = time.monotonic() + 10
-    alive = [
-        p for p in pids | tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-    ]
-    while alive and time.monotonic() < deadline:
+    while alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-        alive = [
-            p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-        ]
-    assert not alive, [psutil.Process(p).cmdline() for p in alive]
-    assert len(pids) == 4  # two workers, two grandchildren
+    assert not alive()
