@@ -9,6 +9,7 @@ Everything here runs on one asyncio loop, the single writer of all state.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import time
@@ -277,7 +278,6 @@ class System(metaclass=SystemMeta):
     _state: str = attrs.field(init=False, default="initial")
     _cause: str | None = attrs.field(init=False, default=None)
     _parent: System | None = attrs.field(init=False, default=None)
-    _path: str | None = attrs.field(init=False, default=None)
     _listeners: list[Callable[[Event], None]] | None = attrs.field(init=False, default=None)
     _pending: str | None = attrs.field(init=False, default=None)
     _flags: int = attrs.field(init=False, default=0)
@@ -318,15 +318,15 @@ class System(metaclass=SystemMeta):
     @property
     def path(self) -> str:
         """The system's path from its root, e.g. ``"app/trainer"``."""
-        path = self._path
-        if path is None:
-            path = self._path = self.name if self._parent is None else f"{self._parent.path}/{self.name}"
-        return path
+        names = [self.name]
+        node = self._parent
+        while node is not None:  # a loop: trees may be deeper than the recursion limit
+            names.append(node.name)
+            node = node._parent
+        return "/".join(reversed(names))
 
     def _set_parent(self, parent: System | None) -> None:
         self._parent = parent
-        for node in self.walk():  # the subtree's cached paths start elsewhere now
-            node._path = None
 
     @property
     def closed(self) -> bool:
@@ -345,9 +345,11 @@ class System(metaclass=SystemMeta):
 
     def walk(self) -> typing.Iterator[System]:
         """This system and all its descendants, depth first in declared order."""
-        yield self
-        for child in self.subsystems:
-            yield from child.walk()
+        stack = [self]
+        while stack:  # iterative: trees may be deeper than the recursion limit
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.subsystems))
 
     def __getitem__(self, path: str) -> System:
         """The descendant at `path` relative to this system (``app["trainer/loader"]``)."""
@@ -907,7 +909,7 @@ class System(metaclass=SystemMeta):
                 detail=f"'{trigger}' must wait: '{self._pending}' is in progress; await it first",
             )
         route = self.lifecycle.check(self, trigger, kwargs)
-        if self._counts is not None and (source := _CASCADE_FROM.get(trigger)) is not None:
+        if self._counts is not None and not _IN_CASCADE.get() and (source := _CASCADE_FROM.get(trigger)):
             self._precheck(trigger, kwargs, self.lifecycle.initial if source == "initial" else source)
         return route
 
@@ -920,10 +922,12 @@ class System(metaclass=SystemMeta):
 
         So that a guard refusing deep in the tree leaves the whole tree unchanged.
         """
-        for child in self._children_in(state):
-            child.lifecycle.check(child, trigger, kwargs)
-            if child._counts is not None:
-                child._precheck(trigger, kwargs, state)
+        stack = [self]
+        while stack:  # iterative: trees may be deeper than the recursion limit
+            for child in stack.pop()._children_in(state):
+                child.lifecycle.check(child, trigger, kwargs)
+                if child._counts is not None:
+                    stack.append(child)
 
     async def trigger(self, trigger: str, /, **kwargs: Any) -> str:
         """Fire any trigger of the lifecycle by name; returns the new state."""
@@ -936,7 +940,7 @@ class System(metaclass=SystemMeta):
         if self._counts is not None:
             for child in self.subsystems:
                 if child.lifecycle.route(child._state, trigger) is not None:
-                    await child.trigger(trigger, **kwargs)
+                    await _down(child, child.trigger(trigger, **kwargs))
             if self.lifecycle.route(self._own, trigger) is not None:
                 self._part_move(trigger, cause)
             return self._state
@@ -992,7 +996,7 @@ class System(metaclass=SystemMeta):
         route = self._begin("disable", kwargs)
         if self._counts is not None:
             for child in self._children_in(self.lifecycle.initial):
-                await child.disable(text, **kwargs)
+                await _down(child, child.disable(text, **kwargs))
             if self._own == self.lifecycle.initial:
                 self._part_move("disable", text)
         else:
@@ -1069,7 +1073,7 @@ class System(metaclass=SystemMeta):
         route = self._begin("suspend")
         if self._counts is not None:
             for child in self._children_in("running"):
-                await child.suspend()
+                await _down(child, child.suspend())
             if self._own == "running":
                 self._suspend_part(None)
         else:
@@ -1086,7 +1090,7 @@ class System(metaclass=SystemMeta):
         route = self._begin("resume")
         if self._counts is not None:
             for child in self._children_in("intermitted"):
-                await child.resume()
+                await _down(child, child.resume())
             if self._own == "intermitted":
                 self._resume_part(None)
         else:
@@ -1118,7 +1122,7 @@ class System(metaclass=SystemMeta):
             for layer in reversed(self._layers):
                 for child in reversed(layer):
                     if not child.closed:
-                        await child.terminate(cause)
+                        await _down(child, child.terminate(cause))
                     else:  # closed by derivation, its own subtree may still be ending
                         await child.wait_closed()
         await self._terminate_own(cause)
@@ -1241,9 +1245,32 @@ class _Own:
         self._state = system._own
 
 
+#: True inside a cascade: the guards below were already checked by the system it started from.
+_IN_CASCADE: contextvars.ContextVar[bool] = contextvars.ContextVar("statesys_in_cascade", default=False)
+
+
+async def _down(child: System, coro: typing.Coroutine[Any, Any, str]) -> str:
+    """Command a child from a cascade.
+
+    A parent child runs as a task of its own: each level then has its own stack, so
+    a cascade down a deep tree does not nest Python frames level after level.
+    """
+    token = _IN_CASCADE.set(True)
+    try:
+        if child._counts is None:
+            return await coro
+        return await asyncio.ensure_future(coro)
+    finally:
+        _IN_CASCADE.reset(token)
+
+
 async def _gather(coros: typing.Iterable[typing.Coroutine[Any, Any, Any]]) -> None:
-    """Run concurrently; wait for all; re-raise the first failure."""
-    results = await asyncio.gather(*coros, return_exceptions=True)
+    """Run concurrently (each child in the cascade); wait for all; re-raise the first failure."""
+    token = _IN_CASCADE.set(True)
+    try:
+        results = await asyncio.gather(*coros, return_exceptions=True)
+    finally:
+        _IN_CASCADE.reset(token)
     for result in results:
         if isinstance(result, BaseException):
             raise result
