@@ -16,7 +16,7 @@ import time
 import traceback
 import typing
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 import attrs
@@ -369,16 +369,16 @@ class System(metaclass=SystemMeta):
 
     # -- hooks (override what you need) ------------------------------------------------
 
-    def prepare(self, **kwargs: Any) -> None:
+    def prepare(self, **kwargs: Any) -> Awaitable[None] | None:
         """Gather what running needs; raising leaves the system disabled with the error as cause."""
 
-    def main(self, ctx: Context) -> None:
+    def main(self, ctx: Context) -> Awaitable[None] | None:
         """The system's work.  Without a main, a system runs until ``complete()`` is awaited."""
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> Awaitable[None] | None:
         """Release what `prepare` took, after main returned (normal completion)."""
 
-    def teardown(self) -> None:
+    def teardown(self) -> Awaitable[None] | None:
         """Release everything on termination; runs at most once, also if never prepared."""
 
     # -- observation -----------------------------------------------------------------

@@ -33,17 +33,15 @@ _CAUSE: Final = "maintenance"
 
 
 def default_depth() -> int:
-    """The depth `explore` uses when given none: ``--statesys-depth`` if set, else 12."""
-    return _depth_option if _depth_option is not None else DEFAULT_DEPTH
+    """The depth `explore` uses when given none: 12, or ``--statesys-depth`` if deeper."""
+    return max(DEFAULT_DEPTH, _depth_option or 0)
 
 
 def _effective_depth(max_depth: int | None) -> int:
-    """An explicit depth holds, unless ``--statesys-depth`` asks for more."""
+    """``--statesys-depth`` raises every depth (a deeper CI run), and never lowers one."""
     if max_depth is None:
         return default_depth()
-    if _depth_option is not None:
-        return max(max_depth, _depth_option)
-    return max_depth
+    return max(max_depth, _depth_option or 0)
 
 
 def explore_choices(

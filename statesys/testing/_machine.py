@@ -131,14 +131,14 @@ class SystemMachine(RuleBasedStateMachine):
 
     @classmethod
     @functools.cache
-    def _to_test_case(cls) -> type[unittest.TestCase]:
+    def _to_test_case(cls) -> type[unittest.TestCase]:  # type: ignore[override, unused-ignore]
         machine = cls
 
         class TestCase(unittest.TestCase):
             settings = machine.test_settings
 
             def test_state_machine(self) -> None:
-                run_state_machine_as_test(machine, settings=self.settings)  # type: ignore[no-untyped-call]
+                run_state_machine_as_test(machine, settings=self.settings)  # type: ignore[no-untyped-call, unused-ignore]
 
             def test_exploration(self) -> None:
                 machine.explore().check()
@@ -212,7 +212,7 @@ def lifecycle_test(
 
     ``TestTrainer = lifecycle_test(Trainer).TestCase`` runs three tests: the state
     machine (hypothesis: random rules, data, shrinking), the exhaustive explorer
-    (`explore` to `max_depth`, or ``--statesys-depth``, or 12) and `check_policy`
+    (`explore` to `max_depth` or 12, raised by ``--statesys-depth``) and `check_policy`
     for the derivation policy of every parent in the tree.
 
     `target` is a System class (built with no arguments) or a callable returning a

@@ -4,7 +4,7 @@ Loaded in every pytest session where statesys is installed, so it imports nothin
 beyond pytest and asyncio until a fixture or the depth option needs it.
 
 - ``--statesys-depth N`` raises the exploration depth of `statesys.testing.explore`
-  (and of every ``lifecycle_test(...).TestCase``) for the session.
+  (and of every ``lifecycle_test(...).TestCase``) to at least N for the session.
 - ``statesys_loop``: a fresh event loop for the test, closed cleanly afterwards;
   ``statesys_run``: ``run(awaitable)`` on that loop.
 - A failure found by the kit gets a "statesys replay script" section: a snippet
@@ -29,7 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--statesys-depth",
         type=int,
         default=None,
-        help="depth of statesys.testing's exhaustive exploration (default: the kit's own, 12)",
+        help="raise the depth of statesys.testing's exhaustive explorations to at least this (default 12)",
     )
 
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import sys
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Final, NoReturn, TypeVar
@@ -40,7 +41,8 @@ __all__ = [
 
 T = TypeVar("T")
 #: A user invariant: gets the root system; fails by raising AssertionError or returning False.
-Invariant = Callable[[System], object]
+#: (``Any``: an invariant typed for the user's own System subclass must fit.)
+Invariant = Callable[[Any], object]
 Target = Callable[[], System]
 #: (path, state, cause, own part) per system, number of events, number of hook calls.
 Snapshot = tuple[tuple[tuple[str, str, str | None, str], ...], int, int]
@@ -170,12 +172,28 @@ async def settle(system: System, *, limit: float = _SETTLE_LIMIT) -> None:
 
 def _builder_source(target: Target) -> tuple[str | None, str]:
     """How a script builds the tree: an import line (if importable) and an expression."""
+    if isinstance(target, functools.partial):
+        imported, call = _builder_source(target.func)
+        if imported is not None:
+            args = [repr(a) for a in target.args] + [f"{k}={v!r}" for k, v in target.keywords.items()]
+            return imported, f"{call[:-2]}({', '.join(args)})"
     module = getattr(target, "__module__", None)
     qualname = getattr(target, "__qualname__", None)
     if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
         top = qualname.split(".")[0]
-        return f"from {module} import {top}", f"{qualname}()"
+        return f"from {_public_module(module, top)} import {top}", f"{qualname}()"
     return None, f"...  # build the tree as {target!r} does"
+
+
+def _public_module(module: str, name: str) -> str:
+    """The shortest already imported parent of `module` that exports the same `name`."""
+    obj = getattr(sys.modules.get(module), name, None)
+    parts = module.split(".")
+    for i in range(1, len(parts)):
+        parent = sys.modules.get(".".join(parts[:i]))
+        if obj is not None and getattr(parent, name, None) is obj:
+            return ".".join(parts[:i])
+    return module
 
 
 def render_script(
@@ -692,8 +710,11 @@ class Harness:
                     f"{where}: its lifecycle allows {step.trigger!r} from {state!r}, "
                     f"yet it was refused: {refusal}"
                 )
-            if refusal.system == node.path and after != before:
-                self.fail(f"{where}: a guard refused {step.trigger!r} but it changed {_diff(before, after)}")
+            if after != before:  # wherever in the cascade the guard sat (DESIGN §2)
+                self.fail(
+                    f"{refusal.system}: guard {refusal.guard} refused {step.trigger!r}, "
+                    f"but the tree changed: {_diff(before, after)}"
+                )
         self.check()
         return after != before
 
