@@ -8,13 +8,14 @@ kept alive), never RSS.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import platform
 import sys
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,46 +50,52 @@ def _grow(n: int, dt: int, min_time: float) -> int:
     return max(n + 1, int(n * min_time * 1e9 * 1.1 / dt))
 
 
+class _Runs:
+    """The runs `bench` and `abench` time: the loop size grows until one run lasts
+    `min_time` (or reaches 10**8), then `repeat - 1` more runs of that size; the best counts."""
+
+    def __init__(self, repeat: int, min_time: float) -> None:
+        self.n = 1
+        self.best = 0
+        self.more = True
+        self._left = repeat - 1
+        self._min_time = min_time
+        self._sized = False
+
+    def record(self, dt: int) -> None:
+        """Take the nanoseconds of the run of size `n` just timed."""
+        if self._sized:
+            self.best = min(self.best, dt)
+            self._left -= 1
+        elif dt >= self._min_time * 1e9 or self.n >= 10**8:
+            self.best, self._sized = dt, True
+        else:
+            self.n = _grow(self.n, dt, self._min_time)
+        self.more = not self._sized or self._left > 0
+
+
 def bench(loop: Callable[[int], object], *, ops: int = 1, repeat: int = 5, min_time: float = 0.2) -> float:
     """Best nanoseconds per operation of ``loop(n)``, which performs ``n * ops`` operations."""
-    n = 1
-    while True:
+    runs = _Runs(repeat, min_time)
+    while runs.more:
         with gc_paused():
             t0 = time.perf_counter_ns()
-            loop(n)
-            dt = time.perf_counter_ns() - t0
-        if dt >= min_time * 1e9 or n >= 10**8:
-            break
-        n = _grow(n, dt, min_time)
-    best = dt
-    for _ in range(repeat - 1):
-        with gc_paused():
-            t0 = time.perf_counter_ns()
-            loop(n)
-            best = min(best, time.perf_counter_ns() - t0)
-    return best / (n * ops)
+            loop(runs.n)
+            runs.record(time.perf_counter_ns() - t0)
+    return runs.best / (runs.n * ops)
 
 
 async def abench(
     loop: Callable[[int], Awaitable[object]], *, ops: int = 1, repeat: int = 5, min_time: float = 0.2
 ) -> float:
     """`bench` for a coroutine loop, run inside the caller's event loop."""
-    n = 1
-    while True:
+    runs = _Runs(repeat, min_time)
+    while runs.more:
         with gc_paused():
             t0 = time.perf_counter_ns()
-            await loop(n)
-            dt = time.perf_counter_ns() - t0
-        if dt >= min_time * 1e9 or n >= 10**8:
-            break
-        n = _grow(n, dt, min_time)
-    best = dt
-    for _ in range(repeat - 1):
-        with gc_paused():
-            t0 = time.perf_counter_ns()
-            await loop(n)
-            best = min(best, time.perf_counter_ns() - t0)
-    return best / (n * ops)
+            await loop(runs.n)
+            runs.record(time.perf_counter_ns() - t0)
+    return runs.best / (runs.n * ops)
 
 
 def wall(fn: Callable[[], object], *, repeat: int = 1, gc_off: bool = False) -> float:
@@ -282,3 +289,31 @@ def check_sizes(sizes: Sequence[int]) -> list[int]:
     if not out or out[0] < 2:
         raise SystemExit(f"sizes must be >= 2, got {list(sizes)}")
     return out
+
+
+# -- command line ---------------------------------------------------------------------------
+
+#: Defaults, ``(quick, full)``, of the options `arguments` adds with ``timing=True``.
+TIMING_DEFAULTS: Mapping[str, tuple[Any, Any]] = {"repeat": (2, 5), "min_time": (0.005, 0.2)}
+
+
+def arguments(doc: str, quick: str, *, timing: bool = False) -> argparse.ArgumentParser:
+    """A benchmark's parser, described by `doc`'s first paragraph: ``--quick`` (`quick` says what it
+    does) and, with `timing`, `bench`'s ``--repeat`` and ``--min-time``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    if timing:
+        parser.add_argument("--repeat", type=int, help="timed runs per measurement; the best counts (5)")
+        parser.add_argument("--min-time", type=float, help="seconds one timed run lasts at least (0.2)")
+    return parser
+
+
+def options(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, defaults: Mapping[str, tuple[Any, Any]]
+) -> argparse.Namespace:
+    """`argv` parsed; an option left unset takes its default, ``(quick, full)`` by ``--quick``."""
+    opts = parser.parse_args(argv)
+    for key, (quick, full) in defaults.items():
+        if getattr(opts, key) is None:
+            setattr(opts, key, quick if opts.quick else full)
+    return opts

@@ -21,10 +21,13 @@ from typing import Any
 
 from _util import (
     OPEN_STATES,
+    TIMING_DEFAULTS,
     Table,
     abench,
+    arguments,
     bench,
     ns,
+    options,
     ratio,
     secs,
     size,
@@ -376,32 +379,24 @@ def report(opts: argparse.Namespace) -> Table:
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes and short runs (smoke test)")
-    parser.add_argument("--repeat", type=int, help="timed runs per measurement; the best counts (5)")
-    parser.add_argument("--min-time", type=float, help="seconds one timed run lasts at least (0.2)")
+    parser = arguments(__doc__, "small sizes and short runs (smoke test)", timing=True)
     parser.add_argument("--n", type=int, help="statesys leaves alive for the memory row (100,000)")
     parser.add_argument("--peer-n", type=int, help="per-object peers alive for the memory row (100,000)")
     parser.add_argument("--shared-n", type=int, help="models on the shared transitions Machine (10,000)")
     parser.add_argument("--sizes", type=int, nargs="+", help="System counts to create (10k 50k 100k)")
     parser.add_argument("--add-model-sizes", type=int, nargs="+", help="add_model counts (1k 5k 10k)")
-    opts = parser.parse_args(argv)
-    quick = opts.quick
-    defaults: dict[str, Any] = {
-        "repeat": 2 if quick else 5,
-        "min_time": 0.005 if quick else 0.2,
-        "n": 2_000 if quick else 100_000,
-        "peer_n": 300 if quick else 100_000,
-        "shared_n": 200 if quick else 10_000,
-        "sizes": [1_000, 2_000, 4_000] if quick else [10_000, 50_000, 100_000],
-        "add_model_sizes": [100, 200, 400] if quick else [1_000, 5_000, 10_000],
+    defaults: dict[str, tuple[Any, Any]] = {
+        **TIMING_DEFAULTS,
+        "n": (2_000, 100_000),
+        "peer_n": (300, 100_000),
+        "shared_n": (200, 10_000),
+        "sizes": ([1_000, 2_000, 4_000], [10_000, 50_000, 100_000]),
+        "add_model_sizes": ([100, 200, 400], [1_000, 5_000, 10_000]),
     }
-    for key, value in defaults.items():
-        if getattr(opts, key) is None:
-            setattr(opts, key, value)
+    opts = options(parser, argv, defaults)
     opts.sizes = sorted(set(opts.sizes))
     opts.add_model_sizes = sorted(set(opts.add_model_sizes))
-    opts.create_repeat = 1 if quick else 3
+    opts.create_repeat = 1 if opts.quick else 3
     return opts
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _util import transitions_nested
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 LIFECYCLE_SVG_TARGET = 0.050
@@ -43,29 +45,9 @@ def baseline_machine() -> Any:
 
     from statesys._lifecycle import DEFAULT_LIFECYCLE
 
-    lc = DEFAULT_LIFECYCLE
-
-    def path(name: str) -> str:
-        if name in lc.states:
-            return "_".join((*lc.group_path(name), name))
-        leaf = lc.groups[name][0]
-        enclosing = lc.group_path(leaf)
-        return "_".join(enclosing[: enclosing.index(name) + 1])
-
-    states, transitions = lc.declaration()
-    for t in transitions:
-        t.pop("route")
-        sources = t["source"] if isinstance(t["source"], list) else [t["source"]]
-        t["source"] = [path(s) for s in sources]
-        t["dest"] = path(t["dest"])
+    kwargs, _ = transitions_nested()
     return HierarchicalGraphMachine(
-        states=states,
-        transitions=transitions,
-        initial=path(lc.initial),
-        auto_transitions=False,
-        show_conditions=True,
-        title=lc.name,
-        graph_engine="graphviz",
+        **kwargs, show_conditions=True, title=DEFAULT_LIFECYCLE.name, graph_engine="graphviz"
     )
 
 

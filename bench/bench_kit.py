@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from _util import Table, ratio, secs
+from _util import Table, arguments, ratio, secs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
@@ -214,8 +214,7 @@ def detection(table: Table, bug: Bug, campaigns: int) -> None:
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 campaigns per bug instead of 5")
+    parser = arguments(__doc__, "2 campaigns per bug instead of 5")
     parser.add_argument("--campaigns", type=int, default=None, help="campaigns per bug and part")
     return parser.parse_args(argv)
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _util import Table, ratio, secs
+from _util import Table, arguments, options, ratio, secs
 
 # statesys is imported inside the functions that use it, so that the baselines'
 # children (which import this module) pay for the interpreter and nothing more.
@@ -256,24 +256,13 @@ def report(opts: argparse.Namespace) -> Table:
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few, short sleepers (smoke test)")
+    parser = arguments(__doc__, "few, short sleepers (smoke test)")
     parser.add_argument("--n", type=int, help="process systems to run at once (100)")
     parser.add_argument("--seconds", type=float, help="how long each main sleeps (1.0)")
     parser.add_argument("--rounds", type=int, help="workers measured for control latency (10)")
     parser.add_argument("--number", type=int, help="checkpoint calls per timed run (1,000,000)")
-    opts = parser.parse_args(argv)
-    quick = opts.quick
-    defaults: dict[str, Any] = {
-        "n": 4 if quick else 100,
-        "seconds": 0.1 if quick else 1.0,
-        "rounds": 2 if quick else 10,
-        "number": 10_000 if quick else 1_000_000,
-    }
-    for key, value in defaults.items():
-        if getattr(opts, key) is None:
-            setattr(opts, key, value)
-    return opts
+    defaults = {"n": (4, 100), "seconds": (0.1, 1.0), "rounds": (2, 10), "number": (10_000, 1_000_000)}
+    return options(parser, argv, defaults)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,10 +24,21 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from _util import Table, abench, check_sizes, ns, secs, size, traced_bytes
+from _util import (
+    TIMING_DEFAULTS,
+    Table,
+    abench,
+    arguments,
+    check_sizes,
+    ns,
+    options,
+    secs,
+    size,
+    traced_bytes,
+)
 
 from statesys import System
 
@@ -82,13 +93,21 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}" + (f": {exc}" if not isinstance(exc, RecursionError) else "")
 
 
-async def _measure(root: System, leaf: System, result: Result, opts: argparse.Namespace) -> None:
-    """Bring the tree up, time both kinds of leaf event; a failure is recorded, not raised."""
+def suspend_resume(leaf: System) -> Callable[[int], Awaitable[None]]:
+    """An `abench` loop: `n` rounds of suspending, then resuming `leaf` (2 events a round)."""
 
-    async def steady(n: int) -> None:
+    async def loop(n: int) -> None:
         for _ in range(n):
             await leaf.suspend()
             await leaf.resume()
+
+    return loop
+
+
+async def _measure(root: System, leaf: System, result: Result, opts: argparse.Namespace) -> None:
+    """Bring the tree up, time both kinds of leaf event; a failure is recorded, not raised."""
+
+    steady = suspend_resume(leaf)
 
     async def climb(n: int) -> None:
         for _ in range(n):
@@ -175,13 +194,7 @@ async def lone_leaf(opts: argparse.Namespace) -> float:
     leaf = System("x")
     await leaf.activate()
     await leaf.start()
-
-    async def loop(n: int) -> None:
-        for _ in range(n):
-            await leaf.suspend()
-            await leaf.resume()
-
-    return await abench(loop, ops=2, repeat=opts.repeat, min_time=opts.min_time)
+    return await abench(suspend_resume(leaf), ops=2, repeat=opts.repeat, min_time=opts.min_time)
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -320,25 +333,17 @@ def report(opts: argparse.Namespace) -> Table:
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes and short runs (smoke test)")
-    parser.add_argument("--repeat", type=int, help="timed runs per measurement; the best counts (5)")
-    parser.add_argument("--min-time", type=float, help="seconds one timed run lasts at least (0.2)")
+    parser = arguments(__doc__, "small sizes and short runs (smoke test)", timing=True)
     parser.add_argument("--sizes", type=int, nargs="+", help="tree sizes (10 1000 100000)")
     parser.add_argument("--chain-sizes", type=int, nargs="+", help="chain lengths (10 100 300 1000)")
     parser.add_argument("--fanout", type=int, default=10, help="children per parent, balanced trees (10)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the memory pass")
-    opts = parser.parse_args(argv)
-    quick = opts.quick
-    defaults: dict[str, Any] = {
-        "repeat": 2 if quick else 5,
-        "min_time": 0.005 if quick else 0.2,
-        "sizes": [10, 100, 1_000] if quick else [10, 1_000, 100_000],
-        "chain_sizes": [5, 10, 40] if quick else [10, 100, 300, 1_000],
+    defaults: dict[str, tuple[Any, Any]] = {
+        **TIMING_DEFAULTS,
+        "sizes": ([10, 100, 1_000], [10, 1_000, 100_000]),
+        "chain_sizes": ([5, 10, 40], [10, 100, 300, 1_000]),
     }
-    for key, value in defaults.items():
-        if getattr(opts, key) is None:
-            setattr(opts, key, value)
+    opts = options(parser, argv, defaults)
     if opts.fanout < 2:
         raise SystemExit(f"--fanout must be >= 2, got {opts.fanout}")
     opts.sizes = check_sizes(opts.sizes)

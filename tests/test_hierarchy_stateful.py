@@ -12,24 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import statesys
-from statesys import DEFAULT_LIFECYCLE, Context, Event, Journal, Restart, System, TransitionNotAllowed
-
-OUTCOME: dict[str, str] = {}
-
-
-class Controlled(System):
-    """A leaf whose main ends when the test says: finish or fail."""
-
-    async def main(self, ctx: Context) -> None:
-        OUTCOME.pop(self.path, None)
-        while True:
-            await ctx.acheckpoint()
-            outcome = OUTCOME.pop(self.path, None)
-            if outcome == "fail":
-                raise RuntimeError(f"planted failure in {self.path}")
-            if outcome == "finish" or ctx.stopping:
-                return
-            await ctx.asleep(3600)
+from statesys import DEFAULT_LIFECYCLE, Event, Journal, Restart, System, TransitionNotAllowed
+from tests.testing import OUTCOME, Controlled
 
 
 def shapes(depth: int) -> st.SearchStrategy[Any]:

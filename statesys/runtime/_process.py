@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import importlib
 import inspect
+import itertools
 import logging
 import mmap
 import os
@@ -44,7 +45,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any, NamedTuple, NoReturn, Protocol
 
@@ -502,33 +503,27 @@ def _module_of(path: str, cls: type) -> tuple[str, type | MainRef]:
 
 
 def _pickle_spec(path: str, cls: type | MainRef, name: str, config: Mapping[str, Any]) -> bytes:
-    try:
-        return pickle.dumps((cls, name, dict(config)), _PICKLE)
-    except Exception as exc:
-        whole = exc
-    try:  # name the offender
-        pickle.dumps(cls, _PICKLE)
-    except Exception as exc:
-        raise ConfigError(path, "executor", _unsendable(exc)) from exc
-    for field, value in config.items():
-        try:
-            pickle.dumps(value, _PICKLE)
-        except Exception as exc:
-            raise ConfigError(path, field, _unsendable(exc)) from exc
-    raise ConfigError(path, "config", _unsendable(whole)) from whole
+    parts = itertools.chain((("executor", cls),), config.items())
+    return _pickle_naming(path, (cls, name, dict(config)), parts, "config")
 
 
 def _pickle_kwargs(path: str, kwargs: Mapping[str, Any]) -> bytes:
+    return _pickle_naming(path, dict(kwargs), kwargs.items(), "kwargs")
+
+
+def _pickle_naming(path: str, whole: object, parts: Iterable[tuple[str, object]], field: str) -> bytes:
+    """`whole` pickled; if it cannot be, a `ConfigError` naming the first of `parts` that cannot,
+    or else `field`."""
     try:
-        return pickle.dumps(dict(kwargs), _PICKLE)
+        return pickle.dumps(whole, _PICKLE)
     except Exception as exc:
-        whole = exc
-    for key, value in kwargs.items():
+        failure = exc
+    for part, value in parts:
         try:
             pickle.dumps(value, _PICKLE)
         except Exception as exc:
-            raise ConfigError(path, key, _unsendable(exc)) from exc
-    raise ConfigError(path, "kwargs", _unsendable(whole)) from whole
+            raise ConfigError(path, part, _unsendable(exc)) from exc
+    raise ConfigError(path, field, _unsendable(failure)) from failure
 
 
 def _logging_levels() -> tuple[dict[str, int], int]:

@@ -286,41 +286,38 @@ def attach_script(exc: BaseException, script: str) -> None:
 _OBSERVERS: weakref.WeakKeyDictionary[System, _Observer] = weakref.WeakKeyDictionary()
 
 
+class _HookCall:
+    """Reports one call of `hook` on `system`, and its outcome, to the system's observer."""
+
+    __slots__ = ("hook", "obs", "system")
+
+    def __init__(self, system: System, hook: str) -> None:
+        self.system, self.hook, self.obs = system, hook, _OBSERVERS.get(system)
+
+    def __enter__(self) -> None:
+        if self.obs is not None:
+            self.obs.hook_started(self.system, self.hook)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if self.obs is not None:
+            self.obs.hook_ended(self.system, self.hook, ok=exc_type is None)
+
+
 def _hook_wrapper(fn: Callable[..., Any], hook: str) -> Callable[..., Any]:
     """Record every call of `hook` and its outcome; keep sync/async and the signature."""
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def awrapper(self: System, *args: Any, **kwargs: Any) -> Any:
-            obs = _OBSERVERS.get(self)
-            if obs is not None:
-                obs.hook_started(self, hook)
-            try:
-                result = await fn(self, *args, **kwargs)
-            except BaseException:
-                if obs is not None:
-                    obs.hook_ended(self, hook, ok=False)
-                raise
-            if obs is not None:
-                obs.hook_ended(self, hook, ok=True)
-            return result
+            with _HookCall(self, hook):
+                return await fn(self, *args, **kwargs)
 
         return awrapper
 
     @functools.wraps(fn)
     def wrapper(self: System, *args: Any, **kwargs: Any) -> Any:
-        obs = _OBSERVERS.get(self)
-        if obs is not None:
-            obs.hook_started(self, hook)
-        try:
-            result = fn(self, *args, **kwargs)
-        except BaseException:
-            if obs is not None:
-                obs.hook_ended(self, hook, ok=False)
-            raise
-        if obs is not None:
-            obs.hook_ended(self, hook, ok=True)
-        return result
+        with _HookCall(self, hook):
+            return fn(self, *args, **kwargs)
 
     return wrapper
 

@@ -18,16 +18,12 @@ from statesys._system import _PREPARED, _TORN_DOWN
 
 Patcher = Callable[[Any, str, Any], None]
 
-#: Outcomes a test hands to a running Probe main, by path: "finish" or "fail".
+#: Outcomes a test hands to a running Controlled (or Probe) main, by path: "finish" or "fail".
 OUTCOME: dict[str, str] = {}
 
 
-class Probe(System):
-    """A leaf with every hook: prepare fails when asked, main runs until told."""
-
-    def prepare(self, fail: bool = False, **kwargs: Any) -> None:
-        if fail:
-            raise RuntimeError(f"{self.path}: prepare failed as asked")
+class Controlled(System):
+    """A leaf whose main ends when the test says (`OUTCOME`): finish or fail."""
 
     async def main(self, ctx: Context) -> None:
         OUTCOME.pop(self.path, None)
@@ -39,6 +35,14 @@ class Probe(System):
             if outcome == "finish" or ctx.stopping:
                 return
             await ctx.asleep(3600)
+
+
+class Probe(Controlled):
+    """A leaf with every hook: prepare fails when asked, main runs until told."""
+
+    def prepare(self, fail: bool = False, **kwargs: Any) -> None:
+        if fail:
+            raise RuntimeError(f"{self.path}: prepare failed as asked")
 
     def shutdown(self) -> None:
         pass
