@@ -45,8 +45,8 @@ def _check_table(out: str, expected: list[str]) -> list[list[str]]:
     return body
 
 
-@pytest.mark.parametrize("bench_module", ["bench_core"], indirect=True)
-def test_bench_core_quick(bench_module: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("bench_module", ["bench_core", "bench_process", "bench_demo"], indirect=True)
+def test_bench_quick(bench_module: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_module.main(["--quick"]) == 0
     out = capsys.readouterr().out
     _check_table(out, list(bench_module.ROWS))
