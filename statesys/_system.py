@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import traceback
+import types
 import typing
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -87,15 +88,13 @@ def _type_checker(hint: Any) -> tuple[Callable[[Any], bool], str] | None:
     if origin is typing.Literal:
         options = typing.get_args(hint)
         return (lambda v: v in options), "one of " + ", ".join(map(repr, options))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         parts = [_type_checker(a) for a in typing.get_args(hint)]
         if any(p is None for p in parts):
             return None
         checks = [p for p in parts if p is not None]
         return (lambda v: any(c(v) for c, _ in checks)), " or ".join(d for _, d in checks)
     if origin is not None and isinstance(origin, type):
-        if origin.__module__ == "collections.abc":
-            return (lambda v: isinstance(v, origin)), f"a {origin.__name__}"
         return (lambda v: isinstance(v, origin)), f"a {origin.__name__}"
     if hint is type(None):
         return (lambda v: v is None), "None"
@@ -602,6 +601,12 @@ class System(metaclass=SystemMeta):
             placed.update(layer)
         return tuple(layers)
 
+    def _closed_children(self) -> int:
+        """How many children are closed (the own part is never, while these questions matter)."""
+        counts = self._counts
+        assert counts is not None
+        return sum(counts.get(s, 0) for s in self.lifecycle.final_states)
+
     def _derive(self) -> str:
         counts = self._counts
         assert counts is not None
@@ -626,7 +631,7 @@ class System(metaclass=SystemMeta):
             self._mirror_own(counts)
             if dest in self.lifecycle.final_states:
                 self._maybe_finish_own()
-        target = self.policy.derive(counts, len(self.subsystems) + 1)
+        target = self._derive()
         if target == self._state:
             return None
         old = self._state
@@ -659,8 +664,7 @@ class System(metaclass=SystemMeta):
         own = self._own
         if own not in ("running", "intermitted") or "main" in self._overrides or self._flags & _FINISHING:
             return
-        closed = sum(counts.get(s, 0) for s in self.lifecycle.final_states)
-        real_open = len(self.subsystems) - closed
+        real_open = len(self.subsystems) - self._closed_children()
         real_intermitted = counts.get("intermitted", 0) - (own == "intermitted")
         want = "intermitted" if real_open > 0 and real_intermitted == real_open else "running"
         if want != own:
@@ -707,11 +711,14 @@ class System(metaclass=SystemMeta):
 
     def _maybe_finish_own(self) -> None:
         """A parent without a main completes its own part once every child is closed."""
-        counts = self._counts
-        if counts is None or self._own != "running" or "main" in self._overrides or self._main is not None:
+        if (
+            self._counts is None
+            or self._own != "running"
+            or "main" in self._overrides
+            or self._main is not None
+        ):
             return
-        finals = self.lifecycle.final_states
-        if sum(counts.get(s, 0) for s in finals) == len(self.subsystems):
+        if self._closed_children() == len(self.subsystems):
             self._watcher = self._spawn(self._finish_main())
 
     # -- running hooks -----------------------------------------------------------------
@@ -1188,9 +1195,6 @@ _UNCOUNTED: Final = 32  # a child being brought up: in the tree's journal, not y
 _RESTART_ON_RESUME: Final = 64  # main failed while its user had it suspended
 #: (policy id, lifecycle id) -> (policy, lifecycle, report); the objects keep the ids valid.
 _POLICIES_CHECKED: dict[tuple[int, int], tuple[object, Lifecycle, PolicyReport]] = {}
-_CASCADING: Final = frozenset(
-    {"activate", "disable", "enable", "start", "complete", "suspend", "resume", "terminate"}
-)
 #: The state of the children each cascading trigger moves (``initial``: the lifecycle's own).
 _CASCADE_FROM: Final = {
     "activate": "initial",
@@ -1201,6 +1205,8 @@ _CASCADE_FROM: Final = {
     "suspend": "running",
     "resume": "intermitted",
 }
+#: Triggers with a method of their own (terminate cascades from every open state).
+_CASCADING: Final = frozenset({*_CASCADE_FROM, "terminate"})
 
 
 def _adoption_problems(children: Sequence[System], new: System | None = None) -> list[str]:
